@@ -1,0 +1,433 @@
+//! The demo fleet: simulated workers, a load balancer and a coordinator that behave like a
+//! real benchmark fleet, deterministic for a seed.
+//!
+//! Each `step` advances the fleet to a time and returns the events that happened: tasks
+//! arrive (with bursts that build queues), the load balancer places them by priority and
+//! fit, they run for a time that depends on model and hardware, some fail (more on
+//! hardware that suits them badly) and are retried, workers run hot, drop out and return.
+
+mod catalog;
+mod rng;
+
+use catalog::{MODELS, Model, capabilities_of, fragility, hardware_of, speed};
+use rng::Rng;
+use serde::{Deserialize, Serialize};
+use shared::event::{ComponentHealth, Event, HardwareKind, ReportedStatus};
+
+/// `[collector.demo]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoConfig {
+    /// Run the demo fleet. Default true.
+    pub enabled: bool,
+    /// How many workers, 1 to 100,000. Default 24.
+    pub workers: usize,
+    /// Seed: the same seed and clock give the same fleet. Default 42.
+    pub seed: u64,
+    /// How often the fleet moves and every worker sends a heartbeat, ms. Default 1000.
+    pub tick_ms: u64,
+    /// Share of the fleet's slots the arriving work keeps busy on average. Default 0.8.
+    pub target_load: f64,
+    /// Chance per worker per second that it drops out. Default 0.0003.
+    pub disconnect_rate: f64,
+    /// Chance per worker per second that it runs hot for a while. Default 0.0015.
+    pub overload_rate: f64,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            workers: 24,
+            seed: 42,
+            tick_ms: 1000,
+            target_load: 0.8,
+            disconnect_rate: 0.0003,
+            overload_rate: 0.0015,
+        }
+    }
+}
+
+/// Retries after a failure before a task is given up.
+const MAX_RETRIES: u32 = 2;
+/// How long a task waits for a best-fit worker before the balancer takes any that can run it, ms.
+const PATIENCE_MS: i64 = 15_000;
+
+struct Worker {
+    id: String,
+    hardware: HardwareKind,
+    slots: usize,
+    /// Assigned tasks; the first `slots` run, the rest wait on the worker.
+    tasks: Vec<Run>,
+    base_cpu: f64,
+    offline_until: Option<i64>,
+    hot_until: Option<i64>,
+}
+
+struct Run {
+    task: Task,
+    started_at: Option<i64>,
+    ends_after_ms: i64,
+    fails: bool,
+}
+
+struct Task {
+    id: String,
+    model: &'static Model,
+    priority: u8,
+    attempt: u32,
+    queued_at: i64,
+}
+
+pub struct Fleet {
+    config: DemoConfig,
+    rng: Rng,
+    workers: Vec<Worker>,
+    queue: Vec<Task>,
+    run_id: String,
+    next_task: u64,
+    last_step: i64,
+    started: bool,
+}
+
+impl Fleet {
+    /// `now` is the start time; task ids carry it so that a restarted demo never reuses one.
+    pub fn new(config: DemoConfig, now: i64) -> Self {
+        let mut rng = Rng::new(config.seed);
+        let width = config.workers.to_string().len().max(3);
+        let workers = (0..config.workers)
+            .map(|index| {
+                let hardware = hardware_of(index);
+                Worker {
+                    id: format!("{}-{index:0width$}", hardware.as_str()),
+                    hardware,
+                    slots: capabilities_of(index, hardware).slots as usize,
+                    tasks: Vec::new(),
+                    base_cpu: rng.range(4.0, 14.0),
+                    offline_until: None,
+                    hot_until: None,
+                }
+            })
+            .collect();
+        Self {
+            config,
+            rng,
+            workers,
+            queue: Vec::new(),
+            run_id: format!("{:x}", now / 1000),
+            next_task: 0,
+            last_step: now,
+            started: false,
+        }
+    }
+
+    pub fn worker_ids(&self) -> impl Iterator<Item = &str> {
+        self.workers.iter().map(|worker| worker.id.as_str())
+    }
+
+    /// Moves the fleet to `now` and returns what happened, in order, with event times.
+    pub fn step(&mut self, now: i64) -> Vec<(i64, Event)> {
+        let mut events = Vec::new();
+        if !self.started {
+            self.started = true;
+            self.start(now, &mut events);
+        }
+        let elapsed_s = ((now - self.last_step).max(0) as f64 / 1000.0).min(10.0);
+        self.last_step = now;
+        self.arrivals(now, elapsed_s, &mut events);
+        self.disruptions(now, elapsed_s, &mut events);
+        self.progress(now, &mut events);
+        self.balance(now, &mut events);
+        self.heartbeats(now, &mut events);
+        events
+    }
+
+    fn start(&mut self, now: i64, events: &mut Vec<(i64, Event)>) {
+        for component in ["coordinator", "load_balancer"] {
+            events.push((
+                now,
+                Event::ComponentStatus {
+                    component: component.into(),
+                    health: ComponentHealth::Healthy,
+                    message: "demo fleet started".into(),
+                },
+            ));
+        }
+        for (index, worker) in self.workers.iter().enumerate() {
+            events.push((
+                now,
+                Event::WorkerRegistered { worker_id: worker.id.clone(), capabilities: capabilities_of(index, worker.hardware) },
+            ));
+        }
+    }
+
+    /// New tasks: enough on average to keep `target_load` of the slots busy, with a burst
+    /// of twice that for one minute in every five, so queues build and drain.
+    fn arrivals(&mut self, now: i64, elapsed_s: f64, events: &mut Vec<(i64, Event)>) {
+        let slots: usize = self.workers.iter().map(|worker| worker.slots).sum();
+        let mean_run_s = 8.0;
+        let burst = if (now / 60_000) % 5 == 4 { 2.0 } else { 1.0 };
+        let lambda = slots as f64 * self.config.target_load / mean_run_s * elapsed_s * burst;
+        let total_weight: u32 = MODELS.iter().map(|model| model.weight).sum();
+        for _ in 0..self.rng.poisson(lambda) {
+            let mut pick = self.rng.below(total_weight as usize) as u32;
+            let model = MODELS
+                .iter()
+                .find(|model| {
+                    let hit = pick < model.weight;
+                    pick = pick.saturating_sub(model.weight);
+                    hit
+                })
+                .unwrap_or(&MODELS[0]);
+            let priority = (self.rng.normal() * 1.8 + 5.0).round().clamp(0.0, 9.0) as u8;
+            self.next_task += 1;
+            let task = Task {
+                id: format!("t-{}-{}", self.run_id, self.next_task),
+                model,
+                priority,
+                attempt: 0,
+                queued_at: now,
+            };
+            events.push((
+                now,
+                Event::TaskQueued { task_id: task.id.clone(), model: model.name.into(), family: model.family, priority },
+            ));
+            self.queue.push(task);
+        }
+    }
+
+    /// Workers that drop out (their tasks fail and are retried) or come back, and workers
+    /// that run hot for a while.
+    fn disruptions(&mut self, now: i64, elapsed_s: f64, events: &mut Vec<(i64, Event)>) {
+        for index in 0..self.workers.len() {
+            let worker = &mut self.workers[index];
+            if let Some(until) = worker.offline_until {
+                if now >= until {
+                    worker.offline_until = None;
+                    events.push((
+                        now,
+                        Event::WorkerRegistered { worker_id: worker.id.clone(), capabilities: capabilities_of(index, worker.hardware) },
+                    ));
+                    events.push((
+                        now,
+                        Event::RecoveryAction {
+                            component: "coordinator".into(),
+                            action: "worker_rejoined".into(),
+                            target: Some(worker.id.clone()),
+                            succeeded: true,
+                        },
+                    ));
+                }
+                continue;
+            }
+            if worker.hot_until.is_some_and(|until| now >= until) {
+                worker.hot_until = None;
+            }
+            if worker.hot_until.is_none() && self.rng.chance(self.config.overload_rate * elapsed_s) {
+                worker.hot_until = Some(now + self.rng.range(45_000.0, 120_000.0) as i64);
+            }
+            if self.rng.chance(self.config.disconnect_rate * elapsed_s) {
+                let worker = &mut self.workers[index];
+                worker.offline_until = Some(now + self.rng.range(20_000.0, 90_000.0) as i64);
+                let lost: Vec<Run> = worker.tasks.drain(..).collect();
+                let worker_id = worker.id.clone();
+                events.push((
+                    now,
+                    Event::WorkerStatusChanged {
+                        worker_id: worker_id.clone(),
+                        status: ReportedStatus::Offline,
+                        reason: "heartbeat lost".into(),
+                    },
+                ));
+                for run in lost {
+                    self.fail(now, run.task, Some(worker_id.clone()), "worker lost", events);
+                }
+                events.push((
+                    now,
+                    Event::RecoveryAction {
+                        component: "coordinator".into(),
+                        action: "reassign_tasks".into(),
+                        target: Some(worker_id),
+                        succeeded: true,
+                    },
+                ));
+            }
+        }
+    }
+
+    /// Runs end; waiting tasks on a worker start when a slot frees.
+    fn progress(&mut self, now: i64, events: &mut Vec<(i64, Event)>) {
+        let mut failed = Vec::new();
+        for worker in &mut self.workers {
+            if worker.offline_until.is_some() {
+                continue;
+            }
+            let mut index = 0;
+            while index < worker.tasks.len() {
+                let run = &worker.tasks[index];
+                let done = run.started_at.is_some_and(|started| now - started >= run.ends_after_ms);
+                if !done {
+                    index += 1;
+                    continue;
+                }
+                let run = worker.tasks.remove(index);
+                if run.fails {
+                    failed.push((run.task, worker.id.clone()));
+                } else {
+                    events.push((now, Event::TaskCompleted { task_id: run.task.id, worker_id: worker.id.clone() }));
+                }
+            }
+            for run in worker.tasks.iter_mut().take(worker.slots) {
+                if run.started_at.is_none() {
+                    run.started_at = Some(now);
+                    events.push((now, Event::TaskStarted { task_id: run.task.id.clone(), worker_id: worker.id.clone() }));
+                }
+            }
+        }
+        for (task, worker_id) in failed {
+            let error = format!("{} benchmark crashed", task.model.name);
+            self.fail(now, task, Some(worker_id), &error, events);
+        }
+    }
+
+    fn fail(&mut self, now: i64, mut task: Task, worker_id: Option<String>, error: &str, events: &mut Vec<(i64, Event)>) {
+        events.push((now, Event::TaskFailed { task_id: task.id.clone(), worker_id, error: error.into() }));
+        if task.attempt < MAX_RETRIES {
+            task.attempt += 1;
+            events.push((now, Event::TaskRetried { task_id: task.id.clone(), attempt: task.attempt }));
+            self.queue.push(task);
+        }
+    }
+
+    /// The load balancer: highest priority first, then oldest; each task goes to the least
+    /// loaded worker of the best-suited hardware that has room (a slot, or one waiting
+    /// place per slot), or after `PATIENCE_MS` to any worker that can run it.
+    fn balance(&mut self, now: i64, events: &mut Vec<(i64, Event)>) {
+        if self.queue.is_empty() {
+            return;
+        }
+        self.queue.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.queued_at.cmp(&b.queued_at)));
+        let online: Vec<HardwareKind> = self
+            .workers
+            .iter()
+            .filter(|worker| worker.offline_until.is_none())
+            .map(|worker| worker.hardware)
+            .collect();
+        // Per hardware kind, the workers with room, least loaded last (popped first).
+        let mut room: Vec<(HardwareKind, Vec<usize>)> = HardwareKind::ALL.iter().map(|kind| (*kind, Vec::new())).collect();
+        for (index, worker) in self.workers.iter().enumerate() {
+            if worker.offline_until.is_none() && worker.tasks.len() < worker.slots * 2 {
+                if let Some((_, list)) = room.iter_mut().find(|(kind, _)| *kind == worker.hardware) {
+                    list.push(index);
+                }
+            }
+        }
+        for (_, list) in &mut room {
+            list.sort_by_key(|index| std::cmp::Reverse(self.workers[*index].tasks.len() * 100 / self.workers[*index].slots));
+        }
+        let queue = std::mem::take(&mut self.queue);
+        for task in queue {
+            let family = task.model.family;
+            let best_speed = online.iter().map(|kind| speed(*kind, family)).fold(0.0, f64::max);
+            let mut kinds: Vec<&mut (HardwareKind, Vec<usize>)> =
+                room.iter_mut().filter(|(kind, list)| speed(*kind, family) > 0.0 && !list.is_empty()).collect();
+            kinds.sort_by(|a, b| speed(b.0, family).total_cmp(&speed(a.0, family)));
+            let patient = now - task.queued_at < PATIENCE_MS;
+            let choice = kinds.into_iter().next().filter(|(kind, _)| !patient || speed(*kind, family) >= best_speed);
+            let Some((kind, list)) = choice else {
+                self.queue.push(task);
+                continue;
+            };
+            let Some(&index) = list.last() else {
+                self.queue.push(task);
+                continue;
+            };
+            let hardware = *kind;
+            let worker = &mut self.workers[index];
+            if worker.tasks.len() + 1 >= worker.slots * 2 {
+                list.pop();
+            }
+            let noise = (self.rng.normal() * 0.25).exp();
+            let stall = if self.rng.chance(0.01) { 8.0 } else { 1.0 };
+            let ends_after_ms = (task.model.base_ms / speed(hardware, family) * noise * stall) as i64;
+            let fails = self.rng.chance(task.model.fail_rate * fragility(hardware, family));
+            events.push((
+                now,
+                Event::TaskAssigned {
+                    task_id: task.id.clone(),
+                    worker_id: worker.id.clone(),
+                    best_fit: speed(hardware, family) >= best_speed,
+                },
+            ));
+            if worker.tasks.len() < worker.slots {
+                events.push((now, Event::TaskStarted { task_id: task.id.clone(), worker_id: worker.id.clone() }));
+                worker.tasks.push(Run { task, started_at: Some(now), ends_after_ms, fails });
+            } else {
+                worker.tasks.push(Run { task, started_at: None, ends_after_ms, fails });
+            }
+        }
+    }
+
+    fn heartbeats(&mut self, now: i64, events: &mut Vec<(i64, Event)>) {
+        for worker in &self.workers {
+            if worker.offline_until.is_some() {
+                continue;
+            }
+            let running = worker.tasks.len().min(worker.slots);
+            let waiting = worker.tasks.len() - running;
+            let load = running as f64 / worker.slots as f64;
+            let jitter = self.rng.normal();
+            let cpu = match worker.hot_until {
+                Some(_) => 95.0 + jitter.abs() * 1.5,
+                None => worker.base_cpu + 70.0 * load + jitter * 4.0,
+            };
+            let has_gpu = !matches!(worker.hardware, HardwareKind::Cpu);
+            events.push((
+                now,
+                Event::Heartbeat {
+                    worker_id: worker.id.clone(),
+                    cpu_pct: cpu.clamp(0.0, 100.0) as f32,
+                    memory_pct: (18.0 + 55.0 * load + jitter * 2.0).clamp(0.0, 100.0) as f32,
+                    gpu_pct: has_gpu.then(|| (88.0 * load + jitter * 3.0).clamp(0.0, 100.0) as f32),
+                    gpu_memory_pct: has_gpu.then(|| (10.0 + 70.0 * load).clamp(0.0, 100.0) as f32),
+                    network_pct: (2.0 + 12.0 * load + jitter.abs() * 2.0).clamp(0.0, 100.0) as f32,
+                    running_tasks: running as u32,
+                    queued_tasks: waiting as u32,
+                },
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(seed: u64, seconds: i64) -> Vec<(i64, Event)> {
+        let mut fleet = Fleet::new(DemoConfig { seed, ..DemoConfig::default() }, 1_000_000);
+        (0..seconds).flat_map(|second| fleet.step(1_000_000 + second * 1000)).collect()
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_fleet() {
+        assert_eq!(run(7, 120), run(7, 120));
+        assert_ne!(run(7, 120), run(8, 120));
+    }
+
+    #[test]
+    fn every_event_is_valid_and_tasks_move_through_their_lifecycle() {
+        let events = run(42, 600);
+        for (_, event) in &events {
+            shared::ingest::validate(event).expect("demo events are valid");
+        }
+        let count = |kind: &str| events.iter().filter(|(_, event)| event.kind() == kind).count();
+        assert_eq!(count("worker_registered") >= 24, true);
+        assert_eq!(count("heartbeat") > 24 * 500, true);
+        assert!(count("task_queued") > 100, "tasks arrive");
+        assert!(count("task_completed") > 50, "tasks complete");
+        assert!(count("task_failed") > 0, "some fail");
+        assert!(count("task_retried") > 0, "failures are retried");
+        let hot = events.iter().any(|(_, event)| matches!(event, Event::Heartbeat { cpu_pct, .. } if *cpu_pct > 94.0));
+        assert!(hot, "some worker runs hot within ten minutes");
+    }
+}

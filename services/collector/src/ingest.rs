@@ -1,0 +1,173 @@
+//! NATS ingest: agents publish to `<prefix>.ingest.>` in the public format (JSON or
+//! MessagePack, one event or an array). Invalid input is dead-lettered to
+//! `<prefix>.deadletter.collector` with the reason and the original bytes, and counted.
+//! A request (a message with a reply subject) is answered once its events are stored.
+
+use crate::publisher::Publisher;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use shared::event::Event;
+use shared::ingest::IngestMessage;
+use shared::service::Context;
+use shared::{Envelope, codec, nats, now_ms};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+/// `[collector.ingest]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Listen on `<prefix>.ingest.>`. Default true.
+    pub enabled: bool,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+/// Queue group: several collectors share the ingest load.
+const QUEUE_GROUP: &str = "fleetwatch-collector";
+/// Messages handled together, so their publishes are in flight at once.
+const CHUNK: usize = 256;
+
+pub async fn subscribe(context: &Context) -> anyhow::Result<async_nats::Subscriber> {
+    Ok(context.client.queue_subscribe(context.subjects.ingest_all(), QUEUE_GROUP.into()).await?)
+}
+
+/// What became of one ingest message (which may carry a batch).
+#[derive(Debug, Default, Serialize)]
+pub struct Outcome {
+    pub accepted: usize,
+    pub rejected: Vec<Rejection>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Rejection {
+    /// Position in the batch; 0 for a single event.
+    pub index: usize,
+    pub reason: String,
+}
+
+/// Parses a payload (JSON or MessagePack; an object or an array of them) and checks each
+/// event. Returns the valid envelopes and the reasons for the rest.
+pub fn parse(payload: &[u8], source: &str) -> (Vec<Envelope<Event>>, Vec<Rejection>) {
+    let value: serde_json::Value = match looks_like_json(payload) {
+        true => match serde_json::from_slice(payload) {
+            Ok(value) => value,
+            Err(err) => return (Vec::new(), vec![Rejection { index: 0, reason: format!("malformed JSON: {err}") }]),
+        },
+        false => match codec::decode(payload) {
+            Ok(value) => value,
+            Err(err) => return (Vec::new(), vec![Rejection { index: 0, reason: err.to_string() }]),
+        },
+    };
+    let items = match value {
+        serde_json::Value::Array(items) => items,
+        single => vec![single],
+    };
+    let now = now_ms();
+    let mut accepted = Vec::with_capacity(items.len());
+    let mut rejected = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let checked = serde_json::from_value::<IngestMessage>(item)
+            .map_err(|err| format!("not an ingest event: {err}"))
+            .and_then(|message| message.into_envelope(now, source).map_err(|err| err.to_string()));
+        match checked {
+            Ok(envelope) => accepted.push(envelope),
+            Err(reason) => rejected.push(Rejection { index, reason }),
+        }
+    }
+    (accepted, rejected)
+}
+
+fn looks_like_json(payload: &[u8]) -> bool {
+    matches!(payload.iter().find(|byte| !byte.is_ascii_whitespace()), Some(b'{' | b'['))
+}
+
+pub async fn run(
+    context: Context,
+    mut subscriber: async_nats::Subscriber,
+    publisher: Publisher,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let received = context.counters.counter("collector_ingest_messages_total");
+    let dead = context.counters.counter("collector_deadletters_total");
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            message = subscriber.next() => match message {
+                Some(message) => message,
+                None => return Ok(()),
+            },
+        };
+        // Take what else is already waiting, up to a chunk.
+        let mut messages = vec![first];
+        while messages.len() < CHUNK {
+            match futures::FutureExt::now_or_never(subscriber.next()) {
+                Some(Some(message)) => messages.push(message),
+                _ => break,
+            }
+        }
+        received.add(messages.len() as u64);
+        let mut envelopes = Vec::new();
+        let mut outcomes = Vec::with_capacity(messages.len());
+        for message in &messages {
+            let (accepted, rejected) = parse(&message.payload, "ingest");
+            for rejection in &rejected {
+                dead.inc();
+                debug!(subject = %message.subject, reason = %rejection.reason, "ingest message dead-lettered");
+                let reason = format!("event {}: {}", rejection.index, rejection.reason);
+                nats::dead_letter(&context.jetstream, &context.subjects, "collector", &reason, &message.subject, message.payload.clone()).await?;
+            }
+            outcomes.push(Outcome { accepted: accepted.len(), rejected });
+            envelopes.extend(accepted);
+        }
+        let stored = publisher.publish(envelopes).await;
+        if let Err(err) = &stored {
+            warn!(error = format!("{err:#}"), "ingest events not stored; requesters are told");
+        }
+        for (message, outcome) in messages.iter().zip(outcomes) {
+            let Some(reply) = &message.reply else { continue };
+            let answer = match &stored {
+                Ok(()) => serde_json::to_vec(&outcome)?,
+                Err(err) => serde_json::to_vec(&serde_json::json!({ "error": format!("not stored: {err:#}") }))?,
+            };
+            context.client.publish(reply.clone(), answer.into()).await?;
+        }
+    }
+    // Drain: stop taking new messages, handle none after shutdown; core NATS holds no
+    // state for us, so agents that want certainty use requests and retry.
+    let _ = subscriber.unsubscribe().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_keeps_the_valid_and_names_the_invalid() {
+        let payload = br#"[{"type":"task_started","task_id":"t1","worker_id":"w1"},
+                           {"type":"task_started","task_id":"bad id","worker_id":"w1"},
+                           {"type":"no_such_event"}]"#;
+        let (accepted, rejected) = parse(payload, "test");
+        assert_eq!(accepted.len(), 1);
+        assert_eq!(rejected.iter().map(|r| r.index).collect::<Vec<_>>(), vec![1, 2]);
+        assert!(rejected[0].reason.contains("task_id"));
+    }
+
+    #[test]
+    fn messagepack_and_garbage() {
+        let event = serde_json::json!({"type":"task_started","task_id":"t1","worker_id":"w1","time":5});
+        let packed = codec::encode(&event).expect("encodes");
+        let (accepted, rejected) = parse(&packed, "test");
+        assert_eq!((accepted.len(), rejected.len()), (1, 0));
+        assert_eq!(accepted[0].time, 5);
+        let (accepted, rejected) = parse(b"{not json", "test");
+        assert_eq!((accepted.len(), rejected.len()), (0, 1));
+        assert!(rejected[0].reason.starts_with("malformed JSON"));
+    }
+}

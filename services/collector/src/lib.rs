@@ -1,0 +1,100 @@
+//! The collector: the only writer of `<prefix>.events.>`.
+//!
+//! Sources (each can be switched on or off): the demo fleet, NATS ingest on
+//! `<prefix>.ingest.>` and HTTP push on `POST /ingest`. Every event passes
+//! [`shared::ingest::validate`] and reaches FLEET_EVENTS through one [`Publisher`].
+
+pub mod demo;
+mod http;
+mod ingest;
+mod publisher;
+
+use publisher::Publisher;
+use serde::{Deserialize, Serialize};
+use shared::nats::Stream;
+use shared::service::{Context, Service};
+use tokio_util::sync::CancellationToken;
+
+/// `[collector]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectorConfig {
+    pub demo: demo::DemoConfig,
+    pub ingest: ingest::IngestConfig,
+    pub http: http::HttpConfig,
+}
+
+pub struct Collector {
+    context: Context,
+    config: CollectorConfig,
+    publisher: Publisher,
+    ingest: Option<async_nats::Subscriber>,
+    http: Option<tokio::net::TcpListener>,
+}
+
+impl Service for Collector {
+    const NAME: &'static str = "collector";
+    type Config = CollectorConfig;
+
+    async fn connect(context: Context, config: CollectorConfig) -> anyhow::Result<Self> {
+        Stream::Events.apply(&context.jetstream, &context.subjects, &context.nats).await?;
+        Stream::DeadLetter.ensure(&context.jetstream, &context.subjects, &context.nats).await?;
+        let publisher = Publisher::new(&context);
+        let ingest = match config.ingest.enabled {
+            true => Some(ingest::subscribe(&context).await?),
+            false => None,
+        };
+        let http = match config.http.enabled {
+            true => Some(http::bind(&config.http).await?),
+            false => None,
+        };
+        Ok(Self { context, config, publisher, ingest, http })
+    }
+
+    async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let mut tasks = tokio::task::JoinSet::new();
+        if self.config.demo.enabled && self.config.demo.workers > 0 {
+            tasks.spawn(demo_loop(self.config.demo.clone(), self.publisher.clone(), shutdown.clone()));
+        }
+        if let Some(subscriber) = self.ingest {
+            tasks.spawn(ingest::run(self.context.clone(), subscriber, self.publisher.clone(), shutdown.clone()));
+        }
+        if let Some(listener) = self.http {
+            tasks.spawn(http::serve(listener, self.config.http.clone(), self.context.clone(), self.publisher.clone(), shutdown.clone()));
+        }
+        let mut outcome = Ok(());
+        while let Some(joined) = tasks.join_next().await {
+            let result = joined.map_err(anyhow::Error::from).and_then(|result| result);
+            if result.is_err() && outcome.is_ok() {
+                shutdown.cancel();
+                outcome = result;
+            }
+        }
+        outcome
+    }
+}
+
+/// Steps the demo fleet every tick and publishes what happened.
+async fn demo_loop(config: demo::DemoConfig, publisher: Publisher, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let source = format!("demo-{}", config.seed);
+    let mut fleet = demo::Fleet::new(config.clone(), shared::now_ms());
+    let mut interval = tokio::time::interval(std::time::Duration::from_millis(config.tick_ms.max(10)));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    tracing::info!(workers = config.workers, seed = config.seed, "demo fleet running");
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = interval.tick() => {}
+        }
+        let envelopes = fleet
+            .step(shared::now_ms())
+            .into_iter()
+            .map(|(time, event)| shared::Envelope::new(time, source.as_str(), event))
+            .collect();
+        if let Err(err) = publisher.publish(envelopes).await {
+            // The simulated fleet moves on; its lost tick is not real data.
+            tracing::warn!(error = format!("{err:#}"), "demo tick not published");
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Configuration: defaults, then a TOML file, then `FLEETWATCH_*` environment variables,
+//! then command-line flags, each overriding the one before.
+//!
+//! One file serves every service: `[nats]` and `[log]` are shared, and each service reads
+//! its own section (`[collector]`, `[gateway]`, ...). Environment variables nest with a
+//! double underscore: `FLEETWATCH_NATS__URL`, `FLEETWATCH_GATEWAY__PORT`.
+
+use clap::ValueEnum;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "fleetwatch.toml";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsConfig {
+    /// Server URL, or several separated by commas. Default `nats://127.0.0.1:4222`.
+    pub url: String,
+    /// Subject prefix. Default `fleet`.
+    pub prefix: String,
+    /// How long to keep trying the first connection, seconds. Default 30.
+    pub connect_timeout_secs: u64,
+    /// A NATS credentials file, if the server wants one. Default none.
+    pub credentials: Option<PathBuf>,
+    /// How long FLEET_EVENTS keeps events, hours. Default 168 (7 days).
+    pub events_max_age_hours: u64,
+    /// Size cap of FLEET_EVENTS, MiB; the oldest events go first. Default 4096.
+    pub events_max_mib: i64,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".into(),
+            prefix: crate::subjects::DEFAULT_PREFIX.into(),
+            connect_timeout_secs: 30,
+            credentials: None,
+            events_max_age_hours: 7 * 24,
+            events_max_mib: 4096,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    #[default]
+    Human,
+    /// One JSON object a line, for log shippers.
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `human` or `json`. Default `human`.
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `debug`, `fleetwatch_gateway=debug,info`). Default `info`;
+    /// `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Human, level: "info".into() }
+    }
+}
+
+/// The sections every service reads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommonConfig {
+    pub nats: NatsConfig,
+    pub log: LogConfig,
+}
+
+/// Flags every service takes.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CommonArgs {
+    /// TOML configuration file [default: ./fleetwatch.toml when it exists]
+    #[arg(long, env = "FLEETWATCH_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// NATS server URL(s) [default: nats://127.0.0.1:4222]
+    #[arg(long)]
+    pub nats_url: Option<String>,
+    /// Subject prefix [default: fleet]
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Log format [default: human]
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter [default: info]
+    #[arg(long)]
+    pub log_level: Option<String>,
+    /// Debug logging, the same as --log-level debug
+    #[arg(long)]
+    pub debug: bool,
+}
+
+/// Values given on the command line, as dotted keys (`gateway.port`).
+#[derive(Debug, Default)]
+pub struct Overrides(Vec<(String, serde_json::Value)>);
+
+impl Overrides {
+    /// Records `key = value` when the flag was given.
+    pub fn set<T: Serialize>(&mut self, key: &str, value: Option<T>) -> &mut Self {
+        if let Some(value) = value.and_then(|value| serde_json::to_value(value).ok()) {
+            self.0.push((key.to_owned(), value));
+        }
+        self
+    }
+}
+
+/// Loads the shared sections and the service's own `section`.
+pub fn load<S>(section: &str, args: &CommonArgs, service_flags: Overrides) -> Result<(CommonConfig, S), figment::Error>
+where
+    S: Serialize + DeserializeOwned + Default,
+{
+    let mut flags = Overrides::default();
+    flags
+        .set("nats.url", args.nats_url.clone())
+        .set("nats.prefix", args.prefix.clone())
+        .set("log.format", args.log_format)
+        .set("log.level", args.log_level.clone().or(args.debug.then(|| "debug".to_owned())));
+
+    let mut figment = Figment::new()
+        .merge(Serialized::default("nats", NatsConfig::default()))
+        .merge(Serialized::default("log", LogConfig::default()))
+        .merge(Serialized::default(section, S::default()));
+    figment = match &args.config {
+        Some(path) => figment.merge(Toml::file_exact(path)),
+        None => figment.merge(Toml::file(DEFAULT_CONFIG_FILE)),
+    };
+    figment = figment.merge(Env::prefixed("FLEETWATCH_").split("__").ignore(&["config"]));
+    for (key, value) in flags.0.into_iter().chain(service_flags.0) {
+        figment = figment.merge(Serialized::default(&key, value));
+    }
+    let common = CommonConfig { nats: figment.extract_inner("nats")?, log: figment.extract_inner("log")? };
+    let own = figment.extract_inner(section)?;
+    Ok((common, own))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Demo {
+        port: u16,
+        name: String,
+    }
+
+    #[test]
+    fn file_then_environment_then_flags() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "fleetwatch.toml",
+                "[nats]\nurl = \"nats://file:4222\"\nprefix = \"filed\"\n[demo]\nport = 1\nname = \"file\"\n[other]\nx = 1\n",
+            )?;
+            jail.set_env("FLEETWATCH_DEMO__PORT", "2");
+            jail.set_env("FLEETWATCH_NATS__PREFIX", "envd");
+            let args = CommonArgs { prefix: Some("flagged".into()), debug: true, ..CommonArgs::default() };
+            let mut flags = Overrides::default();
+            flags.set("demo.name", Some("flag"));
+            let (common, demo): (CommonConfig, Demo) = load("demo", &args, flags)?;
+            assert_eq!(common.nats.url, "nats://file:4222");
+            assert_eq!(common.nats.prefix, "flagged");
+            assert_eq!(common.log.level, "debug");
+            assert_eq!(demo, Demo { port: 2, name: "flag".into() });
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_section_is_an_error() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("fleetwatch.toml", "[demo]\nprot = 1\n")?;
+            let result: Result<(CommonConfig, Demo), _> = load("demo", &CommonArgs::default(), Overrides::default());
+            assert!(result.is_err());
+            Ok(())
+        });
+    }
+}

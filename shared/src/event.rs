@@ -1,0 +1,263 @@
+//! The canonical fleet events: what the collector writes to the FLEET_EVENTS stream.
+//!
+//! Everything downstream (state, metrics, alerts, the archive) is derived from these.
+
+use crate::subjects::Subjects;
+use serde::{Deserialize, Serialize};
+
+/// The kinds of hardware a worker offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HardwareKind {
+    Cpu,
+    Cuda,
+    Rocm,
+    Tpu,
+    Webgpu,
+    Webnn,
+    Npu,
+    Other,
+}
+
+impl HardwareKind {
+    pub const ALL: [HardwareKind; 8] = [
+        Self::Cpu,
+        Self::Cuda,
+        Self::Rocm,
+        Self::Tpu,
+        Self::Webgpu,
+        Self::Webnn,
+        Self::Npu,
+        Self::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Cuda => "cuda",
+            Self::Rocm => "rocm",
+            Self::Tpu => "tpu",
+            Self::Webgpu => "webgpu",
+            Self::Webnn => "webnn",
+            Self::Npu => "npu",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// Model families, the seed's task types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelFamily {
+    Text,
+    Vision,
+    Audio,
+    Multimodal,
+}
+
+impl ModelFamily {
+    pub const ALL: [ModelFamily; 4] = [Self::Text, Self::Vision, Self::Audio, Self::Multimodal];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Vision => "vision",
+            Self::Audio => "audio",
+            Self::Multimodal => "multimodal",
+        }
+    }
+}
+
+/// What a worker offers, as it registers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Capabilities {
+    pub hardware: HardwareKind,
+    pub cpu_cores: u32,
+    pub memory_gb: f32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_memory_gb: Option<f32>,
+    /// How many tasks it runs at once.
+    pub slots: u32,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// A status a coordinator reports for a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportedStatus {
+    /// Taking work.
+    Online,
+    /// Finishing its tasks, taking no new ones.
+    Draining,
+    /// Known to be unreachable.
+    Offline,
+}
+
+/// Health a component (coordinator, load balancer) reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComponentHealth {
+    Healthy,
+    Degraded,
+    Down,
+}
+
+/// One canonical event. Field units: percentages are 0..=100, times are ms since the epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    WorkerRegistered {
+        worker_id: String,
+        capabilities: Capabilities,
+    },
+    Heartbeat {
+        worker_id: String,
+        cpu_pct: f32,
+        memory_pct: f32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gpu_pct: Option<f32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gpu_memory_pct: Option<f32>,
+        network_pct: f32,
+        running_tasks: u32,
+        queued_tasks: u32,
+    },
+    WorkerStatusChanged {
+        worker_id: String,
+        status: ReportedStatus,
+        reason: String,
+    },
+    WorkerDeregistered {
+        worker_id: String,
+        reason: String,
+    },
+    TaskQueued {
+        task_id: String,
+        model: String,
+        family: ModelFamily,
+        /// 0 (lowest) to 9 (highest).
+        priority: u8,
+    },
+    TaskAssigned {
+        task_id: String,
+        worker_id: String,
+        /// Whether the worker is one of the best fits for the task's model family.
+        best_fit: bool,
+    },
+    TaskStarted {
+        task_id: String,
+        worker_id: String,
+    },
+    TaskCompleted {
+        task_id: String,
+        worker_id: String,
+    },
+    TaskFailed {
+        task_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        worker_id: Option<String>,
+        error: String,
+    },
+    /// A failed task is queued again; `attempt` counts from 1 for the first retry.
+    TaskRetried {
+        task_id: String,
+        attempt: u32,
+    },
+    TaskCancelled {
+        task_id: String,
+        reason: String,
+    },
+    ComponentStatus {
+        component: String,
+        health: ComponentHealth,
+        message: String,
+    },
+    RecoveryAction {
+        component: String,
+        action: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+        succeeded: bool,
+    },
+}
+
+impl Event {
+    /// The event's `type` tag, as it appears on the wire and in the archive.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::WorkerRegistered { .. } => "worker_registered",
+            Self::Heartbeat { .. } => "heartbeat",
+            Self::WorkerStatusChanged { .. } => "worker_status_changed",
+            Self::WorkerDeregistered { .. } => "worker_deregistered",
+            Self::TaskQueued { .. } => "task_queued",
+            Self::TaskAssigned { .. } => "task_assigned",
+            Self::TaskStarted { .. } => "task_started",
+            Self::TaskCompleted { .. } => "task_completed",
+            Self::TaskFailed { .. } => "task_failed",
+            Self::TaskRetried { .. } => "task_retried",
+            Self::TaskCancelled { .. } => "task_cancelled",
+            Self::ComponentStatus { .. } => "component_status",
+            Self::RecoveryAction { .. } => "recovery_action",
+        }
+    }
+
+    pub fn worker_id(&self) -> Option<&str> {
+        match self {
+            Self::WorkerRegistered { worker_id, .. }
+            | Self::Heartbeat { worker_id, .. }
+            | Self::WorkerStatusChanged { worker_id, .. }
+            | Self::WorkerDeregistered { worker_id, .. }
+            | Self::TaskAssigned { worker_id, .. }
+            | Self::TaskStarted { worker_id, .. }
+            | Self::TaskCompleted { worker_id, .. } => Some(worker_id),
+            Self::TaskFailed { worker_id, .. } => worker_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn task_id(&self) -> Option<&str> {
+        match self {
+            Self::TaskQueued { task_id, .. }
+            | Self::TaskAssigned { task_id, .. }
+            | Self::TaskStarted { task_id, .. }
+            | Self::TaskCompleted { task_id, .. }
+            | Self::TaskFailed { task_id, .. }
+            | Self::TaskRetried { task_id, .. }
+            | Self::TaskCancelled { task_id, .. } => Some(task_id),
+            _ => None,
+        }
+    }
+
+    /// The subject this event is published on: task events by task, worker events by
+    /// worker (so processors can be partitioned by worker id), system events by component.
+    pub fn subject(&self, subjects: &Subjects) -> String {
+        match self {
+            Self::ComponentStatus { component, .. } | Self::RecoveryAction { component, .. } => {
+                subjects.system_event(component)
+            }
+            _ => match (self.task_id(), self.worker_id()) {
+                (Some(task_id), _) => subjects.task_event(task_id),
+                (None, Some(worker_id)) => subjects.worker_event(worker_id),
+                (None, None) => subjects.system_event("unknown"),
+            },
+        }
+    }
+
+    /// The ids that become subject tokens; the collector validates them before publishing.
+    pub fn tokens(&self) -> Vec<(&'static str, &str)> {
+        let mut tokens = Vec::with_capacity(2);
+        if let Some(worker_id) = self.worker_id() {
+            tokens.push(("worker_id", worker_id));
+        }
+        if let Some(task_id) = self.task_id() {
+            tokens.push(("task_id", task_id));
+        }
+        if let Self::ComponentStatus { component, .. } | Self::RecoveryAction { component, .. } = self {
+            tokens.push(("component", component));
+        }
+        tokens
+    }
+}

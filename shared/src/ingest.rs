@@ -1,0 +1,154 @@
+//! The public ingest format: what agents and coordinators send to `<prefix>.ingest.>`
+//! (MessagePack or JSON) and to the collector's `POST /ingest` (JSON).
+//!
+//! An ingest message is a canonical [`Event`] with optional `id`, `time` and `source`
+//! beside its fields. The collector fills what is missing, checks everything with
+//! [`IngestMessage::validate`] and publishes the event in an [`Envelope`].
+
+use crate::envelope::Envelope;
+use crate::event::Event;
+use crate::subjects::check_token;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// How far into the future an event time may be (clock skew), ms.
+pub const MAX_FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestMessage {
+    /// Idempotency key; a resend with the same id is dropped. Generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Event time, ms since the epoch; the collector's clock when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Why an ingest message was refused. Each is dead-lettered with this text.
+#[derive(Debug, Error, PartialEq)]
+pub enum Invalid {
+    #[error("{field} {value:?} is not a valid id: use 1-128 letters, digits, '-' or '_'")]
+    BadId { field: &'static str, value: String },
+    #[error("{field} is {value}, outside {min}..={max}")]
+    OutOfRange { field: &'static str, value: f64, min: f64, max: f64 },
+    #[error("time {time} is more than {MAX_FUTURE_SKEW_MS} ms ahead of the collector's clock {now}")]
+    FromTheFuture { time: i64, now: i64 },
+    #[error("time {0} is not a positive number of ms since the epoch")]
+    BadTime(i64),
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
+}
+
+impl IngestMessage {
+    /// Checks the message and wraps its event in an envelope stamped at `now`.
+    pub fn into_envelope(self, now: i64, default_source: &str) -> Result<Envelope<Event>, Invalid> {
+        let time = self.time.unwrap_or(now);
+        if time <= 0 {
+            return Err(Invalid::BadTime(time));
+        }
+        if time > now + MAX_FUTURE_SKEW_MS {
+            return Err(Invalid::FromTheFuture { time, now });
+        }
+        validate(&self.event)?;
+        if let Some(id) = &self.id {
+            check_id("id", id)?;
+        }
+        let source = self.source.unwrap_or_else(|| default_source.to_owned());
+        Ok(match self.id {
+            Some(id) => Envelope::with_id(id, time, source, self.event),
+            None => Envelope::new(time, source, self.event),
+        })
+    }
+}
+
+fn check_id(field: &'static str, value: &str) -> Result<(), Invalid> {
+    check_token(field, value).map_err(|_| Invalid::BadId { field, value: value.to_owned() })
+}
+
+fn check_range(field: &'static str, value: f64, min: f64, max: f64) -> Result<(), Invalid> {
+    if value.is_finite() && (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(Invalid::OutOfRange { field, value, min, max })
+    }
+}
+
+fn check_pct(field: &'static str, value: f32) -> Result<(), Invalid> {
+    check_range(field, f64::from(value), 0.0, 100.0)
+}
+
+/// The rules every canonical event obeys, whatever its source.
+pub fn validate(event: &Event) -> Result<(), Invalid> {
+    for (field, value) in event.tokens() {
+        check_id(field, value)?;
+    }
+    match event {
+        Event::Heartbeat { cpu_pct, memory_pct, gpu_pct, gpu_memory_pct, network_pct, .. } => {
+            check_pct("cpu_pct", *cpu_pct)?;
+            check_pct("memory_pct", *memory_pct)?;
+            check_pct("network_pct", *network_pct)?;
+            if let Some(gpu) = gpu_pct {
+                check_pct("gpu_pct", *gpu)?;
+            }
+            if let Some(gpu_memory) = gpu_memory_pct {
+                check_pct("gpu_memory_pct", *gpu_memory)?;
+            }
+        }
+        Event::WorkerRegistered { capabilities, .. } => {
+            check_range("capabilities.slots", f64::from(capabilities.slots), 1.0, 4096.0)?;
+            check_range("capabilities.memory_gb", f64::from(capabilities.memory_gb), 0.0, 1e6)?;
+        }
+        Event::TaskQueued { model, priority, .. } => {
+            if model.trim().is_empty() {
+                return Err(Invalid::Empty("model"));
+            }
+            check_range("priority", f64::from(*priority), 0.0, 9.0)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heartbeat(cpu_pct: f32) -> Event {
+        Event::Heartbeat {
+            worker_id: "cpu-001".into(),
+            cpu_pct,
+            memory_pct: 40.0,
+            gpu_pct: None,
+            gpu_memory_pct: None,
+            network_pct: 3.0,
+            running_tasks: 1,
+            queued_tasks: 0,
+        }
+    }
+
+    #[test]
+    fn json_with_only_the_event_fields_is_accepted() {
+        let json = r#"{"type":"heartbeat","worker_id":"cpu-001","cpu_pct":97.5,"memory_pct":40,
+                       "network_pct":3,"running_tasks":1,"queued_tasks":0}"#;
+        let message: IngestMessage = serde_json::from_str(json).expect("valid ingest json");
+        let envelope = message.into_envelope(1_000, "test").expect("valid");
+        assert_eq!(envelope.time, 1_000);
+        assert_eq!(envelope.source, "test");
+        assert_eq!(envelope.payload, heartbeat(97.5));
+    }
+
+    #[test]
+    fn out_of_range_and_bad_ids_are_refused_with_the_field() {
+        let message = IngestMessage { id: None, time: None, source: None, event: heartbeat(130.0) };
+        let refused = message.into_envelope(1_000, "test").expect_err("cpu 130%");
+        assert!(matches!(refused, Invalid::OutOfRange { field: "cpu_pct", .. }));
+        let bad_id = Event::TaskStarted { task_id: "a.b".into(), worker_id: "w".into() };
+        assert!(matches!(validate(&bad_id), Err(Invalid::BadId { field: "task_id", .. })));
+        let future = IngestMessage { id: None, time: Some(10 * MAX_FUTURE_SKEW_MS), source: None, event: heartbeat(5.0) };
+        assert!(matches!(future.into_envelope(1, "t"), Err(Invalid::FromTheFuture { .. })));
+    }
+}

@@ -1,0 +1,23 @@
+//! The fleetwatch wire contract and the plumbing every service shares.
+//!
+//! The contract (what travels on NATS) is [`subjects`], [`envelope`], [`event`],
+//! [`ingest`], [`metrics`], [`alert`], [`health`] and [`codec`]. The plumbing (how a service
+//! starts, connects and stops) is [`config`], [`nats`], [`snapshot`], [`telemetry`] and
+//! [`service`]. Services never link each other; they share only this crate.
+
+pub mod alert;
+pub mod codec;
+pub mod config;
+pub mod envelope;
+pub mod event;
+pub mod health;
+pub mod ingest;
+pub mod metrics;
+pub mod nats;
+pub mod service;
+pub mod snapshot;
+pub mod subjects;
+pub mod telemetry;
+
+pub use envelope::{Envelope, SCHEMA_VERSION, now_ms};
+pub use subjects::Subjects;

@@ -1,0 +1,209 @@
+//! Connecting to NATS, and the JetStream streams and buckets of the contract.
+
+use crate::codec;
+use crate::config::NatsConfig;
+use crate::subjects::Subjects;
+use anyhow::Context as _;
+use async_nats::jetstream::{self, stream};
+use async_nats::{HeaderMap, header::NATS_MESSAGE_ID};
+use bytes::Bytes;
+use serde::Serialize;
+use std::time::Duration;
+use tracing::{error, info, warn};
+
+/// Connects with a connection name, endless reconnects and logged connection events.
+/// The first connection is retried until `connect_timeout_secs` runs out, so services may
+/// start before the server.
+pub async fn connect(config: &NatsConfig, service: &str) -> anyhow::Result<async_nats::Client> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(config.connect_timeout_secs);
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let mut options = async_nats::ConnectOptions::new()
+            .name(format!("fleetwatch-{service}"))
+            .max_reconnects(None)
+            .event_callback(|event| async move {
+                match event {
+                    async_nats::Event::Connected => info!("nats connected"),
+                    async_nats::Event::Disconnected => warn!("nats disconnected, reconnecting"),
+                    async_nats::Event::ServerError(err) => warn!(error = %err, "nats server error"),
+                    async_nats::Event::SlowConsumer(sid) => warn!(sid, "nats slow consumer, messages dropped"),
+                    async_nats::Event::Closed => error!("nats connection closed"),
+                    other => info!(event = %other, "nats event"),
+                }
+            });
+        if let Some(path) = &config.credentials {
+            options = options.credentials_file(path).await.context("reading the nats credentials file")?;
+        }
+        match options.connect(config.url.as_str()).await {
+            Ok(client) => return Ok(client),
+            Err(err) if tokio::time::Instant::now() + delay < deadline => {
+                warn!(url = %config.url, error = %err, "nats not reachable yet, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(err) => return Err(err).with_context(|| format!("connecting to nats at {}", config.url)),
+        }
+    }
+}
+
+/// Publishes `value` to JetStream with `id` as `Nats-Msg-Id`, so a resend is dropped as a
+/// duplicate. Returns once the server has the message (its ack is awaited).
+pub async fn publish_durable<T: Serialize>(
+    jetstream: &jetstream::Context,
+    subject: String,
+    id: &str,
+    value: &T,
+) -> anyhow::Result<()> {
+    let ack = publish_pipelined(jetstream, subject, id, value).await?;
+    ack.await.context("jetstream did not store the message")?;
+    Ok(())
+}
+
+/// Like [`publish_durable`], but hands back the ack to await later, so many publishes can
+/// be in flight at once.
+pub async fn publish_pipelined<T: Serialize>(
+    jetstream: &jetstream::Context,
+    subject: String,
+    id: &str,
+    value: &T,
+) -> anyhow::Result<jetstream::context::PublishAckFuture> {
+    let payload = codec::encode(value)?;
+    publish_bytes(jetstream, subject, id, payload).await
+}
+
+pub async fn publish_bytes(
+    jetstream: &jetstream::Context,
+    subject: String,
+    id: &str,
+    payload: Bytes,
+) -> anyhow::Result<jetstream::context::PublishAckFuture> {
+    let mut headers = HeaderMap::new();
+    headers.insert(NATS_MESSAGE_ID, id);
+    jetstream
+        .publish_with_headers(subject, headers, payload)
+        .await
+        .context("publishing to jetstream")
+}
+
+/// The streams of the contract. Each has one owner that applies its configuration
+/// (`create_or_update`); every other service only makes sure it exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// `<prefix>.events.>`, the source of truth. Owner: collector.
+    Events,
+    /// `<prefix>.alerts.>`, alert history. Owner: alerter.
+    Alerts,
+    /// `<prefix>.metrics.>`, a short buffer for the archiver. Owner: processor.
+    Metrics,
+    /// `<prefix>.deadletter.>`, rejected input with the reason.
+    DeadLetter,
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+impl Stream {
+    pub fn config(self, subjects: &Subjects, nats: &NatsConfig) -> stream::Config {
+        let (name, subject, max_age, max_bytes) = match self {
+            Self::Events => (
+                subjects.events_stream(),
+                subjects.events_all(),
+                HOUR * nats.events_max_age_hours as u32,
+                nats.events_max_mib * 1024 * 1024,
+            ),
+            Self::Alerts => (subjects.alerts_stream(), subjects.alerts_all(), HOUR * 24 * 30, 1 << 30),
+            Self::Metrics => (subjects.metrics_stream(), subjects.metrics_all(), HOUR, 1 << 30),
+            Self::DeadLetter => (subjects.deadletter_stream(), subjects.deadletter_all(), HOUR * 24 * 7, 256 << 20),
+        };
+        stream::Config {
+            name,
+            subjects: vec![subject],
+            max_age,
+            max_bytes,
+            storage: stream::StorageType::File,
+            discard: stream::DiscardPolicy::Old,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        }
+    }
+
+    /// Creates the stream or applies its configuration: for the stream's owner.
+    pub async fn apply(self, js: &jetstream::Context, subjects: &Subjects, nats: &NatsConfig) -> anyhow::Result<stream::Stream> {
+        let config = self.config(subjects, nats);
+        let name = config.name.clone();
+        js.create_or_update_stream(config).await.with_context(|| format!("creating stream {name}"))?;
+        js.get_stream(&name).await.with_context(|| format!("opening stream {name}"))
+    }
+
+    /// Opens the stream, creating it with the defaults if no owner has yet.
+    pub async fn ensure(self, js: &jetstream::Context, subjects: &Subjects, nats: &NatsConfig) -> anyhow::Result<stream::Stream> {
+        let config = self.config(subjects, nats);
+        let name = config.name.clone();
+        js.get_or_create_stream(config).await.with_context(|| format!("opening stream {name}"))
+    }
+}
+
+/// The key-value bucket of current derived state: one key a thing, last value only.
+pub async fn state_bucket(js: &jetstream::Context, subjects: &Subjects) -> anyhow::Result<jetstream::kv::Store> {
+    let bucket = subjects.state_bucket();
+    if let Ok(store) = js.get_key_value(&bucket).await {
+        return Ok(store);
+    }
+    js.create_key_value(jetstream::kv::Config {
+        bucket: bucket.clone(),
+        description: "fleetwatch: current fleet state, written by the processor and the alerter".into(),
+        history: 1,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .with_context(|| format!("creating key-value bucket {bucket}"))
+}
+
+/// Keys in the state bucket.
+pub mod state_keys {
+    pub const SYSTEM: &str = "system";
+    pub const ALERTS_FIRING: &str = "alerts.firing";
+}
+
+/// Publishes a dead letter: the original bytes, with the reason in headers.
+pub async fn dead_letter(
+    js: &jetstream::Context,
+    subjects: &Subjects,
+    service: &str,
+    reason: &str,
+    original_subject: &str,
+    payload: Bytes,
+) -> anyhow::Result<()> {
+    let mut headers = HeaderMap::new();
+    headers.insert("Fleetwatch-Reason", sanitize_header(reason).as_str());
+    headers.insert("Fleetwatch-Subject", original_subject);
+    js.publish_with_headers(subjects.deadletter(service), headers, payload)
+        .await
+        .context("publishing a dead letter")?
+        .await
+        .context("storing a dead letter")?;
+    Ok(())
+}
+
+/// Header values are one line.
+fn sanitize_header(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(1024).collect()
+}
+
+/// Reads a stream in order from `start_seq` (1 = the beginning) with an ordered consumer:
+/// no server-side state, because the reader keeps its position in its own snapshot.
+pub async fn read_in_order(
+    stream: &stream::Stream,
+    start_seq: u64,
+) -> anyhow::Result<jetstream::consumer::pull::Ordered> {
+    let deliver_policy = if start_seq <= 1 {
+        jetstream::consumer::DeliverPolicy::All
+    } else {
+        jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: start_seq }
+    };
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig { deliver_policy, ..Default::default() })
+        .await
+        .context("creating an ordered consumer")?;
+    consumer.messages().await.context("reading the stream")
+}

@@ -1,0 +1,129 @@
+//! The one shape every service has: config -> connect -> run until shutdown.
+//!
+//! A service's `main` parses its flags and calls [`main`]; tests call [`start`] or run the
+//! binary. `connect` does all fallible set-up (streams, consumers, ports), `run` only loops.
+
+use crate::config::{self, CommonArgs, CommonConfig, NatsConfig, Overrides};
+use crate::subjects::Subjects;
+use crate::telemetry::{self, Registry};
+use anyhow::Context as _;
+use async_nats::jetstream;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::future::Future;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+/// What every service is handed once connected.
+#[derive(Clone)]
+pub struct Context {
+    pub client: async_nats::Client,
+    pub jetstream: jetstream::Context,
+    pub subjects: Subjects,
+    pub nats: NatsConfig,
+    /// This service's counters, reported on `<prefix>.health.<service>`.
+    pub counters: Registry,
+}
+
+pub trait Service: Sized + Send + 'static {
+    /// Its name: the config section, the NATS connection name, the health subject.
+    const NAME: &'static str;
+    type Config: Serialize + DeserializeOwned + Default + Send + 'static;
+
+    /// All fallible set-up; an error here stops the process with a message.
+    fn connect(context: Context, config: Self::Config) -> impl Future<Output = anyhow::Result<Self>> + Send;
+
+    /// Runs until `shutdown` fires, then drains what is in flight and returns.
+    fn run(self, shutdown: CancellationToken) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// Loads the configuration, sets up logging and runs the service until ctrl-c or SIGTERM.
+pub fn main<S: Service>(args: &CommonArgs, flags: Overrides) -> ExitCode {
+    let (common, config) = match config::load::<S::Config>(S::NAME, args, flags) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("fleetwatch-{}: configuration error: {err}", S::NAME);
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&common.log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("fleetwatch-{}: cannot start the async runtime: {err}", S::NAME);
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let shutdown = shutdown_on_signal();
+        match start::<S>(common, config, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                error!(service = S::NAME, error = format!("{err:#}"), "service failed");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Connects to NATS and runs the service until `shutdown`.
+pub async fn start<S: Service>(common: CommonConfig, config: S::Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let subjects = Subjects::new(&common.nats.prefix).context("invalid nats.prefix")?;
+    let client = tokio::select! {
+        client = crate::nats::connect(&common.nats, S::NAME) => client?,
+        _ = shutdown.cancelled() => return Ok(()),
+    };
+    let context = Context {
+        jetstream: jetstream::new(client.clone()),
+        client: client.clone(),
+        subjects: subjects.clone(),
+        nats: common.nats.clone(),
+        counters: Registry::default(),
+    };
+    let health = telemetry::spawn_health_reports(
+        client.clone(),
+        subjects.health(S::NAME),
+        S::NAME,
+        context.counters.clone(),
+        shutdown.clone(),
+    );
+    let service = S::connect(context, config).await?;
+    info!(service = S::NAME, version = env!("CARGO_PKG_VERSION"), prefix = subjects.prefix(), "started");
+    let result = service.run(shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = health.await;
+    // Whatever was published reaches the server before the process goes.
+    let _ = client.flush().await;
+    info!(service = S::NAME, "stopped");
+    result
+}
+
+/// A token cancelled on ctrl-c or SIGTERM.
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    trigger.cancel();
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        info!("shutting down");
+        trigger.cancel();
+    });
+    token
+}

@@ -1,0 +1,73 @@
+//! Snapshots of a stateful service (its state and the stream sequence it reflects), kept
+//! in a JetStream object store so that a restart replays only the tail of the stream.
+
+use crate::codec;
+use crate::subjects::Subjects;
+use anyhow::Context as _;
+use async_nats::jetstream::{self, object_store};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::AsyncReadExt;
+use tracing::warn;
+
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Snapshot<T> {
+    /// The last stream sequence folded into `state`; replay resumes after it.
+    pub seq: u64,
+    /// Wall-clock time it was taken, ms since the epoch.
+    pub time: i64,
+    pub state: T,
+}
+
+pub struct Snapshots {
+    store: object_store::ObjectStore,
+    name: String,
+}
+
+impl Snapshots {
+    /// Opens (or creates) the snapshot bucket; `name` is the object, one per service.
+    pub async fn open(js: &jetstream::Context, subjects: &Subjects, name: &str) -> anyhow::Result<Self> {
+        let bucket = subjects.snapshot_bucket();
+        let store = match js.get_object_store(&bucket).await {
+            Ok(store) => store,
+            Err(_) => js
+                .create_object_store(object_store::Config {
+                    bucket: bucket.clone(),
+                    description: Some("fleetwatch: service snapshots".into()),
+                    storage: jetstream::stream::StorageType::File,
+                    ..Default::default()
+                })
+                .await
+                .with_context(|| format!("creating object store {bucket}"))?,
+        };
+        Ok(Self { store, name: name.to_owned() })
+    }
+
+    /// The last snapshot, or `None` when there is none or it no longer decodes (the
+    /// service then rebuilds from the whole stream, which is slower but right).
+    pub async fn load<T: DeserializeOwned>(&self) -> anyhow::Result<Option<Snapshot<T>>> {
+        let mut object = match self.store.get(&self.name).await {
+            Ok(object) => object,
+            Err(err) if err.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err).context("reading the snapshot"),
+        };
+        let mut bytes = Vec::new();
+        object.read_to_end(&mut bytes).await.context("reading the snapshot")?;
+        match codec::decode(&bytes) {
+            Ok(snapshot) => Ok(Some(snapshot)),
+            Err(err) => {
+                warn!(error = %err, snapshot = %self.name, "snapshot does not decode, rebuilding from the stream");
+                Ok(None)
+            }
+        }
+    }
+
+    pub async fn save<T: Serialize>(&self, snapshot: &Snapshot<T>) -> anyhow::Result<()> {
+        let bytes = codec::encode(snapshot)?;
+        self.store
+            .put(self.name.as_str(), &mut bytes.as_ref())
+            .await
+            .context("writing the snapshot")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,176 @@
+//! Every subject, stream and bucket name, built from one configurable prefix.
+//!
+//! Nothing else in the code base spells a subject: a service asks [`Subjects`].
+
+use thiserror::Error;
+
+/// The default subject prefix.
+pub const DEFAULT_PREFIX: &str = "fleet";
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SubjectError {
+    #[error("the subject prefix must not be empty")]
+    EmptyPrefix,
+    #[error("{what} {value:?} is not a valid subject token: use letters, digits, '-' and '_'")]
+    InvalidToken { what: &'static str, value: String },
+}
+
+/// Subject, stream and bucket names under one prefix (`fleet` by default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subjects {
+    prefix: String,
+}
+
+impl Subjects {
+    /// A prefix is one or more dot-separated tokens (`fleet`, `acme.fleet`).
+    pub fn new(prefix: &str) -> Result<Self, SubjectError> {
+        if prefix.is_empty() {
+            return Err(SubjectError::EmptyPrefix);
+        }
+        for token in prefix.split('.') {
+            check_token("prefix token", token)?;
+        }
+        Ok(Self { prefix: prefix.to_owned() })
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    // ---- ingest (untrusted input, core NATS) ----
+    pub fn ingest_all(&self) -> String {
+        format!("{}.ingest.>", self.prefix)
+    }
+    /// Where agents publish: `<prefix>.ingest.<anything>`; the collector reads the kind
+    /// from the payload, never from the subject.
+    pub fn ingest(&self, tail: &str) -> String {
+        format!("{}.ingest.{tail}", self.prefix)
+    }
+
+    // ---- events (FLEET_EVENTS, written only by the collector) ----
+    pub fn events_all(&self) -> String {
+        format!("{}.events.>", self.prefix)
+    }
+    pub fn worker_event(&self, worker_id: &str) -> String {
+        format!("{}.events.worker.{worker_id}", self.prefix)
+    }
+    pub fn task_event(&self, task_id: &str) -> String {
+        format!("{}.events.task.{task_id}", self.prefix)
+    }
+    pub fn system_event(&self, component: &str) -> String {
+        format!("{}.events.system.{component}", self.prefix)
+    }
+
+    // ---- metrics (processor) ----
+    pub fn metrics_all(&self) -> String {
+        format!("{}.metrics.>", self.prefix)
+    }
+    pub fn metrics_system(&self) -> String {
+        format!("{}.metrics.system", self.prefix)
+    }
+    pub fn metrics_worker(&self, worker_id: &str) -> String {
+        format!("{}.metrics.worker.{worker_id}", self.prefix)
+    }
+    pub fn metrics_tasks(&self) -> String {
+        format!("{}.metrics.tasks", self.prefix)
+    }
+
+    // ---- alerts (alerter) ----
+    pub fn alerts_all(&self) -> String {
+        format!("{}.alerts.>", self.prefix)
+    }
+    pub fn alert(&self, severity: &str, rule: &str) -> String {
+        format!("{}.alerts.{severity}.{rule}", self.prefix)
+    }
+
+    // ---- dead letters, health, queries ----
+    pub fn deadletter_all(&self) -> String {
+        format!("{}.deadletter.>", self.prefix)
+    }
+    pub fn deadletter(&self, service: &str) -> String {
+        format!("{}.deadletter.{service}", self.prefix)
+    }
+    pub fn health_all(&self) -> String {
+        format!("{}.health.>", self.prefix)
+    }
+    pub fn health(&self, service: &str) -> String {
+        format!("{}.health.{service}", self.prefix)
+    }
+    pub fn query(&self, name: &str) -> String {
+        format!("{}.query.{name}", self.prefix)
+    }
+
+    // ---- JetStream names: the prefix upper-cased, dots to underscores ----
+    fn upper(&self) -> String {
+        self.prefix.replace('.', "_").to_uppercase()
+    }
+    pub fn events_stream(&self) -> String {
+        format!("{}_EVENTS", self.upper())
+    }
+    pub fn alerts_stream(&self) -> String {
+        format!("{}_ALERTS", self.upper())
+    }
+    pub fn metrics_stream(&self) -> String {
+        format!("{}_METRICS", self.upper())
+    }
+    pub fn deadletter_stream(&self) -> String {
+        format!("{}_DEADLETTER", self.upper())
+    }
+    /// Key-value bucket with the current derived state (`system`, `alerts.firing`, ...).
+    pub fn state_bucket(&self) -> String {
+        format!("{}_STATE", self.upper())
+    }
+    /// Object store holding each stateful service's snapshot.
+    pub fn snapshot_bucket(&self) -> String {
+        format!("{}_SNAPSHOTS", self.upper())
+    }
+}
+
+impl Default for Subjects {
+    fn default() -> Self {
+        Self { prefix: DEFAULT_PREFIX.to_owned() }
+    }
+}
+
+/// A subject token we accept from outside (worker and task ids, components, rules).
+pub fn check_token(what: &'static str, value: &str) -> Result<(), SubjectError> {
+    let valid = !value.is_empty()
+        && value.len() <= 128
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(SubjectError::InvalidToken { what, value: value.to_owned() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_prefix_builds_the_documented_subjects() {
+        let subjects = Subjects::default();
+        assert_eq!(subjects.worker_event("gpu-01"), "fleet.events.worker.gpu-01");
+        assert_eq!(subjects.task_event("t-9"), "fleet.events.task.t-9");
+        assert_eq!(subjects.alert("warning", "worker_overloaded"), "fleet.alerts.warning.worker_overloaded");
+        assert_eq!(subjects.events_stream(), "FLEET_EVENTS");
+        assert_eq!(subjects.state_bucket(), "FLEET_STATE");
+    }
+
+    #[test]
+    fn a_dotted_prefix_gives_distinct_stream_names() {
+        let subjects = Subjects::new("acme.fleet").expect("valid prefix");
+        assert_eq!(subjects.metrics_system(), "acme.fleet.metrics.system");
+        assert_eq!(subjects.events_stream(), "ACME_FLEET_EVENTS");
+    }
+
+    #[test]
+    fn wildcards_and_spaces_are_refused() {
+        assert_eq!(Subjects::new(""), Err(SubjectError::EmptyPrefix));
+        assert!(Subjects::new("fleet.>").is_err());
+        assert!(check_token("worker id", "gpu 01").is_err());
+        assert!(check_token("worker id", "gpu.01").is_err());
+        assert!(check_token("worker id", "gpu-01_a").is_ok());
+    }
+}
