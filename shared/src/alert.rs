@@ -29,6 +29,17 @@ pub enum AlertState {
     Silenced,
 }
 
+impl AlertState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Firing => "firing",
+            Self::Resolved => "resolved",
+            Self::Acknowledged => "acknowledged",
+            Self::Silenced => "silenced",
+        }
+    }
+}
+
 /// One change of an alert's state. The same `alert_id` runs from firing to resolved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {

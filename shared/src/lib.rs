@@ -10,6 +10,7 @@ pub mod codec;
 pub mod config;
 pub mod envelope;
 pub mod event;
+pub mod feed;
 pub mod health;
 pub mod ingest;
 pub mod metrics;

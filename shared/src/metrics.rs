@@ -42,11 +42,11 @@ pub struct Summary {
 
 impl Summary {
     /// Nearest-rank percentiles over `samples` (any order).
-    pub fn of(samples: &[f64]) -> Self {
-        if samples.is_empty() {
+    pub fn of(samples: impl IntoIterator<Item = f64>) -> Self {
+        let mut sorted: Vec<f64> = samples.into_iter().collect();
+        if sorted.is_empty() {
             return Self::default();
         }
-        let mut sorted = samples.to_vec();
         sorted.sort_by(f64::total_cmp);
         let rank = |q: f64| {
             let index = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
@@ -136,13 +136,13 @@ mod tests {
     #[test]
     fn nearest_rank_percentiles() {
         let samples: Vec<f64> = (1..=100).map(f64::from).collect();
-        let summary = Summary::of(&samples);
+        let summary = Summary::of(samples);
         assert_eq!(summary.count, 100);
         assert_eq!(summary.p50, 50.0);
         assert_eq!(summary.p95, 95.0);
         assert_eq!(summary.p99, 99.0);
         assert_eq!(summary.mean, 50.5);
-        assert_eq!(Summary::of(&[]), Summary::default());
-        assert_eq!(Summary::of(&[7.0]).p99, 7.0);
+        assert_eq!(Summary::of([]), Summary::default());
+        assert_eq!(Summary::of([7.0]).p99, 7.0);
     }
 }

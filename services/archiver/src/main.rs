@@ -1,1 +1,26 @@
-fn main() {}
+use clap::Parser;
+use fleetwatch_archiver::Archiver;
+use shared::config::{CommonArgs, Overrides};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// fleetwatch archiver: appends events, alerts and metrics to a DuckDB file, exactly once.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// DuckDB file [default: var/fleetwatch.duckdb]
+    #[arg(long)]
+    db_path: Option<PathBuf>,
+    /// Days of raw data kept [default: 7]
+    #[arg(long)]
+    retention_days: Option<u32>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut flags = Overrides::default();
+    flags.set("archiver.db_path", cli.db_path).set("archiver.retention_days", cli.retention_days);
+    shared::service::main::<Archiver>(&cli.common, flags)
+}

@@ -1,1 +1,23 @@
-fn main() {}
+use clap::Parser;
+use fleetwatch_processor::Processor;
+use shared::config::{CommonArgs, Overrides};
+use std::process::ExitCode;
+
+/// fleetwatch processor: folds FLEET_EVENTS into the fleet's state and publishes derived
+/// metrics every tick.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Metrics tick, ms, 100 or more [default: 1000]
+    #[arg(long)]
+    tick_ms: Option<u64>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut flags = Overrides::default();
+    flags.set("processor.tick_ms", cli.tick_ms);
+    shared::service::main::<Processor>(&cli.common, flags)
+}

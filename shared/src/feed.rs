@@ -1,0 +1,92 @@
+//! The event feed of a stateful service: its last snapshot, then FLEET_EVENTS in order from
+//! the sequence after it. The service folds each event into its state and saves snapshots
+//! now and then, so a restart replays only the tail.
+
+use crate::codec;
+use crate::envelope::Envelope;
+use crate::event::Event;
+use crate::nats::{self, Stream};
+use crate::service::Context;
+use crate::snapshot::{Snapshot, Snapshots};
+use crate::telemetry::Counter;
+use anyhow::Context as _;
+use futures::StreamExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{error, info};
+
+pub struct EventFeed {
+    context: Context,
+    service: &'static str,
+    messages: async_nats::jetstream::consumer::pull::Ordered,
+    snapshots: Snapshots,
+    /// The last sequence handed out: what a snapshot taken now reflects.
+    pub last_seq: u64,
+    undecodable: Counter,
+}
+
+impl EventFeed {
+    /// Restores the service's state from its snapshot (or the default) and opens the feed
+    /// right after it.
+    pub async fn open<T: DeserializeOwned + Default>(context: &Context, service: &'static str) -> anyhow::Result<(Self, T)> {
+        let stream = Stream::Events.ensure(&context.jetstream, &context.subjects, &context.nats).await?;
+        let snapshots = Snapshots::open(&context.jetstream, &context.subjects, service).await?;
+        let (last_seq, state) = match snapshots.load::<T>().await? {
+            Some(snapshot) => (snapshot.seq, snapshot.state),
+            None => (0, T::default()),
+        };
+        info!(service, from_seq = last_seq + 1, "replaying events after the snapshot");
+        let messages = nats::read_in_order(&stream, last_seq + 1).await?;
+        let feed = Self {
+            context: context.clone(),
+            service,
+            messages,
+            snapshots,
+            last_seq,
+            undecodable: context.counters.counter(&format!("{service}_events_undecodable_total")),
+        };
+        Ok((feed, state))
+    }
+
+    /// The next event and its stream sequence. An event that does not decode is
+    /// dead-lettered, counted and skipped. `None` when the feed ends.
+    pub async fn next(&mut self) -> Option<anyhow::Result<(u64, Envelope<Event>)>> {
+        loop {
+            let message = match self.messages.next().await? {
+                Ok(message) => message,
+                Err(err) => return Some(Err(anyhow::Error::from(err).context("reading the events stream"))),
+            };
+            let seq = match message.info() {
+                Ok(info) => info.stream_sequence,
+                Err(err) => return Some(Err(anyhow::anyhow!("message without stream info: {err}"))),
+            };
+            self.last_seq = seq;
+            match codec::decode_envelope::<Event>(&message.payload) {
+                Ok(envelope) => return Some(Ok((seq, envelope))),
+                Err(err) => {
+                    self.undecodable.inc();
+                    error!(seq, subject = %message.subject, error = %err, "undecodable event skipped");
+                    let reason = format!("seq {seq}: {err}");
+                    let dead_letter = nats::dead_letter(
+                        &self.context.jetstream,
+                        &self.context.subjects,
+                        self.service,
+                        &reason,
+                        &message.subject,
+                        message.payload.clone(),
+                    );
+                    if let Err(err) = dead_letter.await {
+                        return Some(Err(err));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Saves `state` as reflecting everything up to [`Self::last_seq`]. (`&mut`: the feed
+    /// is not `Sync`, and a shared borrow held across the await would make the future `!Send`.)
+    pub async fn save<T: Serialize>(&mut self, state: &T) -> anyhow::Result<()> {
+        let snapshot = Snapshot { seq: self.last_seq, time: crate::now_ms(), state };
+        self.snapshots.save(&snapshot).await.with_context(|| format!("saving the {} snapshot", self.service))
+    }
+}
