@@ -91,6 +91,7 @@ impl Service for Archiver {
                 outcome = result;
             }
         }
+        self.store.close().await?;
         outcome
     }
 }

@@ -37,6 +37,7 @@ enum Command {
     Append { stream: String, last_seq: u64, batches: Vec<(&'static str, RecordBatch)>, done: oneshot::Sender<anyhow::Result<()>> },
     Offset { stream: String, done: oneshot::Sender<anyhow::Result<u64>> },
     Prune { before_ms: i64, done: oneshot::Sender<anyhow::Result<usize>> },
+    Close { done: oneshot::Sender<anyhow::Result<()>> },
 }
 
 /// A handle to the writer thread; cheap to clone.
@@ -84,6 +85,13 @@ impl Store {
         result.await.context("the DuckDB thread stopped")?
     }
 
+    /// Checkpoints the file (folding its write-ahead log in) and stops the thread.
+    pub async fn close(&self) -> anyhow::Result<()> {
+        let (done, result) = oneshot::channel();
+        self.send(Command::Close { done }).await?;
+        result.await.context("the DuckDB thread stopped")?
+    }
+
     async fn send(&self, command: Command) -> anyhow::Result<()> {
         self.commands.send(command).await.map_err(|_| anyhow::anyhow!("the DuckDB thread stopped"))
     }
@@ -108,11 +116,12 @@ fn writer(mut connection: Connection, mut commands: mpsc::Receiver<Command>, pat
             Command::Prune { before_ms, done } => {
                 let _ = done.send(prune(&connection, before_ms));
             }
+            Command::Close { done } => {
+                let result = connection.execute_batch("CHECKPOINT").with_context(|| format!("checkpointing {}", path.display()));
+                let _ = done.send(result);
+                return;
+            }
         }
-    }
-    // Every handle is gone: checkpoint so the file is complete without its WAL.
-    if let Err(err) = connection.execute_batch("CHECKPOINT") {
-        tracing::warn!(error = %err, path = %path.display(), "checkpoint at shutdown failed");
     }
 }
 

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Brings up the whole system on this machine: nats-server with JetStream (store under
+# var/nats), the five services as separate processes and the demo fleet. Logs go to
+# var/log/. Ctrl-C stops everything cleanly.
+#   deploy/up.sh [workers] [bin-dir]
+set -euo pipefail
+workers="${1:-24}"
+bin="${2:?the directory of the built binaries}"
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+mkdir -p var/log var/nats
+nats_port="${FLEETWATCH_NATS_PORT:-4222}"
+nats_url="nats://127.0.0.1:$nats_port"
+
+if (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null; then
+  echo "up: port $nats_port is taken; stop what runs there (or set FLEETWATCH_NATS_PORT)" >&2
+  exit 1
+fi
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo; echo "up: stopping"
+  # Services first (they drain and save snapshots), nats-server last.
+  for pid in "${pids[@]:1}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]:1}"; do wait "$pid" 2>/dev/null || true; done
+  kill -TERM "${pids[0]}" 2>/dev/null || true
+  wait "${pids[0]}" 2>/dev/null || true
+  echo "up: stopped"
+  exit 0
+}
+trap stop INT TERM EXIT
+
+nats-server -js -sd var/nats -a 127.0.0.1 -p "$nats_port" >var/log/nats-server.log 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break
+  sleep 0.1
+done
+
+common=(--nats-url "$nats_url")
+"$bin/fleetwatch-collector" "${common[@]}" --demo-workers "$workers" >var/log/collector.log 2>&1 &
+pids+=($!)
+"$bin/fleetwatch-processor" "${common[@]}" >var/log/processor.log 2>&1 &
+pids+=($!)
+"$bin/fleetwatch-alerter" "${common[@]}" >var/log/alerter.log 2>&1 &
+pids+=($!)
+"$bin/fleetwatch-archiver" "${common[@]}" --db-path var/fleetwatch.duckdb >var/log/archiver.log 2>&1 &
+pids+=($!)
+"$bin/fleetwatch-gateway" "${common[@]}" --port "${FLEETWATCH_GATEWAY__PORT:-8082}" >var/log/gateway.log 2>&1 &
+pids+=($!)
+
+echo "up: nats-server on $nats_url, a demo fleet of $workers workers"
+echo "up: dashboard on http://localhost:${FLEETWATCH_GATEWAY__PORT:-8082}  (logs in var/log/, ctrl-c stops)"
+# Stop everything as soon as any process ends on its own.
+wait -n "${pids[@]}" || true
+echo "up: a process stopped; see var/log/" >&2

@@ -1,0 +1,39 @@
+# fleetwatch tasks. `just up` runs the system, `just test` the tests, `just bench` the
+# benchmarks. Tools and the build cache live outside the clone, in ~/.cache/fleetwatch.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+cache := env("FLEETWATCH_CACHE", env("HOME") / ".cache/fleetwatch")
+export DUCKDB_LIB_DIR := cache / "libduckdb-1.5.6"
+export CARGO_TARGET_DIR := env("CARGO_TARGET_DIR", cache / "target")
+export PATH := cache / "py/bin" + ":" + env("PATH")
+
+# List the recipes.
+default:
+    @just --list
+
+# Install nats-server and libduckdb into the cache if missing.
+tools:
+    deploy/tools.sh
+
+# Build every service.
+build: tools
+    cargo build --workspace --bins
+
+# Run nats-server, the five services and a demo fleet; dashboard on http://localhost:8082.
+up workers=env("FLEETWATCH_DEMO_WORKERS", "24"): build
+    deploy/up.sh {{workers}} "$CARGO_TARGET_DIR/debug"
+
+# Run every test: unit tests and end-to-end tests against a real nats-server and DuckDB.
+test: build
+    cargo test --workspace --no-fail-fast
+
+# Run the benchmarks (release build).
+bench: tools
+    cargo build --release --workspace --bins
+    cargo run --release -p fleetwatch-tests --bin pipeline-bench -- --bin-dir "$CARGO_TARGET_DIR/release"
+
+# Format and lint.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
