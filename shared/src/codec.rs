@@ -56,11 +56,8 @@ mod tests {
 
     #[test]
     fn round_trip_and_typed_errors() {
-        let envelope = Envelope::new(
-            42,
-            "test",
-            Event::TaskStarted { task_id: "t-1".into(), worker_id: "cpu-001".into() },
-        );
+        let envelope =
+            Envelope::new(42, "test", Event::TaskStarted { task_id: "t-1".into(), worker_id: "cpu-001".into() });
         let bytes = encode(&envelope).expect("encodes");
         let back: Envelope<Event> = decode_envelope(&bytes).expect("decodes");
         assert_eq!(back, envelope);

@@ -20,16 +20,8 @@ pub enum HardwareKind {
 }
 
 impl HardwareKind {
-    pub const ALL: [HardwareKind; 8] = [
-        Self::Cpu,
-        Self::Cuda,
-        Self::Rocm,
-        Self::Tpu,
-        Self::Webgpu,
-        Self::Webnn,
-        Self::Npu,
-        Self::Other,
-    ];
+    pub const ALL: [HardwareKind; 8] =
+        [Self::Cpu, Self::Cuda, Self::Rocm, Self::Tpu, Self::Webgpu, Self::Webnn, Self::Npu, Self::Other];
 
     pub fn as_str(self) -> &'static str {
         match self {

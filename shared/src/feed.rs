@@ -28,7 +28,10 @@ pub struct EventFeed {
 impl EventFeed {
     /// Restores the service's state from its snapshot (or the default) and opens the feed
     /// right after it.
-    pub async fn open<T: DeserializeOwned + Default>(context: &Context, service: &'static str) -> anyhow::Result<(Self, T)> {
+    pub async fn open<T: DeserializeOwned + Default>(
+        context: &Context,
+        service: &'static str,
+    ) -> anyhow::Result<(Self, T)> {
         let stream = Stream::Events.ensure(&context.jetstream, &context.subjects, &context.nats).await?;
         let snapshots = Snapshots::open(&context.jetstream, &context.subjects, service).await?;
         let (last_seq, state) = match snapshots.load::<T>().await? {

@@ -148,7 +148,8 @@ mod tests {
         assert!(matches!(refused, Invalid::OutOfRange { field: "cpu_pct", .. }));
         let bad_id = Event::TaskStarted { task_id: "a.b".into(), worker_id: "w".into() };
         assert!(matches!(validate(&bad_id), Err(Invalid::BadId { field: "task_id", .. })));
-        let future = IngestMessage { id: None, time: Some(10 * MAX_FUTURE_SKEW_MS), source: None, event: heartbeat(5.0) };
+        let future =
+            IngestMessage { id: None, time: Some(10 * MAX_FUTURE_SKEW_MS), source: None, event: heartbeat(5.0) };
         assert!(matches!(future.into_envelope(1, "t"), Err(Invalid::FromTheFuture { .. })));
     }
 }

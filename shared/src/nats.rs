@@ -79,10 +79,7 @@ pub async fn publish_bytes(
 ) -> anyhow::Result<jetstream::context::PublishAckFuture> {
     let mut headers = HeaderMap::new();
     headers.insert(NATS_MESSAGE_ID, id);
-    jetstream
-        .publish_with_headers(subject, headers, payload)
-        .await
-        .context("publishing to jetstream")
+    jetstream.publish_with_headers(subject, headers, payload).await.context("publishing to jetstream")
 }
 
 /// The streams of the contract. Each has one owner that applies its configuration
@@ -127,7 +124,12 @@ impl Stream {
     }
 
     /// Creates the stream or applies its configuration: for the stream's owner.
-    pub async fn apply(self, js: &jetstream::Context, subjects: &Subjects, nats: &NatsConfig) -> anyhow::Result<stream::Stream> {
+    pub async fn apply(
+        self,
+        js: &jetstream::Context,
+        subjects: &Subjects,
+        nats: &NatsConfig,
+    ) -> anyhow::Result<stream::Stream> {
         let config = self.config(subjects, nats);
         let name = config.name.clone();
         js.create_or_update_stream(config).await.with_context(|| format!("creating stream {name}"))?;
@@ -135,7 +137,12 @@ impl Stream {
     }
 
     /// Opens the stream, creating it with the defaults if no owner has yet.
-    pub async fn ensure(self, js: &jetstream::Context, subjects: &Subjects, nats: &NatsConfig) -> anyhow::Result<stream::Stream> {
+    pub async fn ensure(
+        self,
+        js: &jetstream::Context,
+        subjects: &Subjects,
+        nats: &NatsConfig,
+    ) -> anyhow::Result<stream::Stream> {
         let config = self.config(subjects, nats);
         let name = config.name.clone();
         js.get_or_create_stream(config).await.with_context(|| format!("opening stream {name}"))

@@ -68,7 +68,11 @@ pub fn main<S: Service>(args: &CommonArgs, flags: Overrides) -> ExitCode {
 }
 
 /// Connects to NATS and runs the service until `shutdown`.
-pub async fn start<S: Service>(common: CommonConfig, config: S::Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn start<S: Service>(
+    common: CommonConfig,
+    config: S::Config,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let subjects = Subjects::new(&common.nats.prefix).context("invalid nats.prefix")?;
     let client = tokio::select! {
         client = crate::nats::connect(&common.nats, S::NAME) => client?,

@@ -64,10 +64,7 @@ impl Snapshots {
 
     pub async fn save<T: Serialize>(&self, snapshot: &Snapshot<T>) -> anyhow::Result<()> {
         let bytes = codec::encode(snapshot)?;
-        self.store
-            .put(self.name.as_str(), &mut bytes.as_ref())
-            .await
-            .context("writing the snapshot")?;
+        self.store.put(self.name.as_str(), &mut bytes.as_ref()).await.context("writing the snapshot")?;
         Ok(())
     }
 }

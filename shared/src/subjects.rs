@@ -137,11 +137,7 @@ pub fn check_token(what: &'static str, value: &str) -> Result<(), SubjectError> 
     let valid = !value.is_empty()
         && value.len() <= 128
         && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if valid {
-        Ok(())
-    } else {
-        Err(SubjectError::InvalidToken { what, value: value.to_owned() })
-    }
+    if valid { Ok(()) } else { Err(SubjectError::InvalidToken { what, value: value.to_owned() }) }
 }
 
 #[cfg(test)]

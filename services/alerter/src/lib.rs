@@ -90,19 +90,16 @@ impl Service for Alerter {
 }
 
 async fn publish(context: &Context, alert: &Alert) -> anyhow::Result<()> {
-        let id = format!("{}-{}", alert.alert_id, alert.state.as_str());
+    let id = format!("{}-{}", alert.alert_id, alert.state.as_str());
     let time = alert.resolved_at.unwrap_or_else(now_ms);
     let envelope = Envelope::with_id(id, time, "alerter", alert);
-        let subject = context.subjects.alert(alert.severity.as_str(), &alert.rule);
-        info!(alert = %alert.alert_id, state = ?alert.state, target = %alert.target, "alert");
-        nats::publish_durable(&context.jetstream, subject, &envelope.id, &envelope).await
+    let subject = context.subjects.alert(alert.severity.as_str(), &alert.rule);
+    info!(alert = %alert.alert_id, state = ?alert.state, target = %alert.target, "alert");
+    nats::publish_durable(&context.jetstream, subject, &envelope.id, &envelope).await
 }
 
 async fn publish_firing(bucket: &async_nats::jetstream::kv::Store, state: &RuleState) -> anyhow::Result<()> {
     let firing = FiringAlerts { time: now_ms(), alerts: state.firing.values().cloned().collect() };
-    bucket
-        .put(state_keys::ALERTS_FIRING, codec::encode(&firing)?)
-        .await
-        .context("updating the firing alerts")?;
+    bucket.put(state_keys::ALERTS_FIRING, codec::encode(&firing)?).await.context("updating the firing alerts")?;
     Ok(())
 }

@@ -80,7 +80,15 @@ impl Service for Archiver {
         let mut tasks = tokio::task::JoinSet::new();
         for (which, consumer) in self.streams {
             let name = which.config(&self.context.subjects, &self.context.nats).name;
-            tasks.spawn(archive(name, which, consumer, self.store.clone(), self.context.clone(), self.config.batch_max, shutdown.clone()));
+            tasks.spawn(archive(
+                name,
+                which,
+                consumer,
+                self.store.clone(),
+                self.context.clone(),
+                self.config.batch_max,
+                shutdown.clone(),
+            ));
         }
         tasks.spawn(retention(self.store.clone(), self.config.retention_days, shutdown.clone()));
         let mut outcome = Ok(());
@@ -175,7 +183,9 @@ fn to_batches(
             let system = decoded::<SystemMetrics>(messages, skipped);
             for (_, subject, envelope) in &system {
                 if subject.ends_with(".metrics.system") {
-                    long.extend(envelope.payload.flatten().into_iter().map(|(name, value)| (envelope.time, name, value)));
+                    long.extend(
+                        envelope.payload.flatten().into_iter().map(|(name, value)| (envelope.time, name, value)),
+                    );
                 }
             }
             vec![("system_metrics", rows::system_metrics_batch(&long)?)]
@@ -200,4 +210,3 @@ async fn retention(store: Store, days: u32, shutdown: CancellationToken) -> anyh
         }
     }
 }
-

@@ -34,14 +34,14 @@ pub fn events_batch(rows: &[(u64, String, Envelope<Event>)]) -> Result<RecordBat
         text("subject", false),
         text("payload", false),
     ]);
-    let payloads: Vec<String> = rows
-        .iter()
-        .map(|(_, _, envelope)| serde_json::to_string(&envelope.payload).unwrap_or_default())
-        .collect();
+    let payloads: Vec<String> =
+        rows.iter().map(|(_, _, envelope)| serde_json::to_string(&envelope.payload).unwrap_or_default()).collect();
     let columns: Vec<ArrayRef> = vec![
         Arc::new(UInt64Array::from_iter_values(rows.iter().map(|(seq, _, _)| *seq))),
         Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, _, envelope)| envelope.id.as_str()))),
-        Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|(_, _, envelope)| micros(envelope.time)))),
+        Arc::new(TimestampMicrosecondArray::from_iter_values(
+            rows.iter().map(|(_, _, envelope)| micros(envelope.time)),
+        )),
         Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, _, envelope)| envelope.source.as_str()))),
         Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, _, envelope)| envelope.payload.kind()))),
         Arc::new(StringArray::from_iter(rows.iter().map(|(_, _, envelope)| envelope.payload.worker_id()))),
@@ -85,7 +85,11 @@ pub fn alerts_batch(rows: &[(u64, Envelope<Alert>)]) -> Result<RecordBatch, Arro
 
 /// Rows of `system_metrics`: (time ms, metric name, value).
 pub fn system_metrics_batch(rows: &[(i64, &str, f64)]) -> Result<RecordBatch, ArrowError> {
-    let schema = Schema::new(vec![timestamp("timestamp"), text("metric_name", false), Field::new("metric_value", DataType::Float64, true)]);
+    let schema = Schema::new(vec![
+        timestamp("timestamp"),
+        text("metric_name", false),
+        Field::new("metric_value", DataType::Float64, true),
+    ]);
     let columns: Vec<ArrayRef> = vec![
         Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|(time, _, _)| micros(*time)))),
         Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, name, _)| *name))),

@@ -34,10 +34,23 @@ const RETAINED: [(&str, &str); 5] = [
 ];
 
 enum Command {
-    Append { stream: String, last_seq: u64, batches: Vec<(&'static str, RecordBatch)>, done: oneshot::Sender<anyhow::Result<()>> },
-    Offset { stream: String, done: oneshot::Sender<anyhow::Result<u64>> },
-    Prune { before_ms: i64, done: oneshot::Sender<anyhow::Result<usize>> },
-    Close { done: oneshot::Sender<anyhow::Result<()>> },
+    Append {
+        stream: String,
+        last_seq: u64,
+        batches: Vec<(&'static str, RecordBatch)>,
+        done: oneshot::Sender<anyhow::Result<()>>,
+    },
+    Offset {
+        stream: String,
+        done: oneshot::Sender<anyhow::Result<u64>>,
+    },
+    Prune {
+        before_ms: i64,
+        done: oneshot::Sender<anyhow::Result<usize>>,
+    },
+    Close {
+        done: oneshot::Sender<anyhow::Result<()>>,
+    },
 }
 
 /// A handle to the writer thread; cheap to clone.
@@ -65,7 +78,12 @@ impl Store {
     }
 
     /// Appends the batches and records `last_seq` for `stream`, in one transaction.
-    pub async fn append(&self, stream: &str, last_seq: u64, batches: Vec<(&'static str, RecordBatch)>) -> anyhow::Result<()> {
+    pub async fn append(
+        &self,
+        stream: &str,
+        last_seq: u64,
+        batches: Vec<(&'static str, RecordBatch)>,
+    ) -> anyhow::Result<()> {
         let (done, result) = oneshot::channel();
         self.send(Command::Append { stream: stream.to_owned(), last_seq, batches, done }).await?;
         result.await.context("the DuckDB thread stopped")?
@@ -117,7 +135,8 @@ fn writer(mut connection: Connection, mut commands: mpsc::Receiver<Command>, pat
                 let _ = done.send(prune(&connection, before_ms));
             }
             Command::Close { done } => {
-                let result = connection.execute_batch("CHECKPOINT").with_context(|| format!("checkpointing {}", path.display()));
+                let result =
+                    connection.execute_batch("CHECKPOINT").with_context(|| format!("checkpointing {}", path.display()));
                 let _ = done.send(result);
                 return;
             }
@@ -125,7 +144,12 @@ fn writer(mut connection: Connection, mut commands: mpsc::Receiver<Command>, pat
     }
 }
 
-fn append(connection: &mut Connection, stream: &str, last_seq: u64, batches: Vec<(&'static str, RecordBatch)>) -> anyhow::Result<()> {
+fn append(
+    connection: &mut Connection,
+    stream: &str,
+    last_seq: u64,
+    batches: Vec<(&'static str, RecordBatch)>,
+) -> anyhow::Result<()> {
     let transaction = connection.transaction()?;
     for (table, batch) in batches {
         let mut appender = transaction.appender(table).with_context(|| format!("appending to {table}"))?;
@@ -156,7 +180,8 @@ mod tests {
         let path = dir.path().join("archive.duckdb");
         let store = Store::open(&path).expect("opens");
         assert_eq!(store.offset("EVENTS").await.expect("offset"), 0);
-        let batch = system_metrics_batch(&[(1_000, "workers_total", 3.0), (1_000, "tasks_queued", 5.0)]).expect("batch");
+        let batch =
+            system_metrics_batch(&[(1_000, "workers_total", 3.0), (1_000, "tasks_queued", 5.0)]).expect("batch");
         store.append("METRICS", 42, vec![("system_metrics", batch)]).await.expect("appends");
         assert_eq!(store.offset("METRICS").await.expect("offset"), 42);
         // A batch that fails half-way leaves neither rows nor offset behind.
@@ -174,7 +199,8 @@ mod tests {
                 Err(err) => panic!("archive did not close: {err}"),
             }
         };
-        let rows: i64 = connection.query_row("SELECT count(*) FROM system_metrics", [], |row| row.get(0)).expect("count");
+        let rows: i64 =
+            connection.query_row("SELECT count(*) FROM system_metrics", [], |row| row.get(0)).expect("count");
         assert_eq!(rows, 2);
     }
 }

@@ -120,7 +120,15 @@ pub async fn run(
                 dead.inc();
                 debug!(subject = %message.subject, reason = %rejection.reason, "ingest message dead-lettered");
                 let reason = format!("event {}: {}", rejection.index, rejection.reason);
-                nats::dead_letter(&context.jetstream, &context.subjects, "collector", &reason, &message.subject, message.payload.clone()).await?;
+                nats::dead_letter(
+                    &context.jetstream,
+                    &context.subjects,
+                    "collector",
+                    &reason,
+                    &message.subject,
+                    message.payload.clone(),
+                )
+                .await?;
             }
             outcomes.push(Outcome { accepted: accepted.len(), rejected });
             envelopes.extend(accepted);

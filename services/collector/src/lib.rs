@@ -60,7 +60,13 @@ impl Service for Collector {
             tasks.spawn(ingest::run(self.context.clone(), subscriber, self.publisher.clone(), shutdown.clone()));
         }
         if let Some(listener) = self.http {
-            tasks.spawn(http::serve(listener, self.config.http.clone(), self.context.clone(), self.publisher.clone(), shutdown.clone()));
+            tasks.spawn(http::serve(
+                listener,
+                self.config.http.clone(),
+                self.context.clone(),
+                self.publisher.clone(),
+                shutdown.clone(),
+            ));
         }
         let mut outcome = Ok(());
         while let Some(joined) = tasks.join_next().await {

@@ -159,17 +159,37 @@ async fn prometheus(State(live): State<Live>) -> Response {
             let _ = writeln!(out, "fleetwatch_workers{{status=\"{status}\"}} {value}");
         }
         let tasks = &system.tasks;
-        let _ = writeln!(out, "# HELP fleetwatch_tasks Tasks now queued, assigned or running.\n# TYPE fleetwatch_tasks gauge");
+        let _ = writeln!(
+            out,
+            "# HELP fleetwatch_tasks Tasks now queued, assigned or running.\n# TYPE fleetwatch_tasks gauge"
+        );
         for (status, value) in [("queued", tasks.queued), ("assigned", tasks.assigned), ("running", tasks.running)] {
             let _ = writeln!(out, "fleetwatch_tasks{{status=\"{status}\"}} {value}");
         }
-        let _ = writeln!(out, "# HELP fleetwatch_tasks_finished_total Tasks finished, by outcome.\n# TYPE fleetwatch_tasks_finished_total counter");
-        for (outcome, value) in [("completed", tasks.completed), ("failed", tasks.failed), ("cancelled", tasks.cancelled)] {
+        let _ = writeln!(
+            out,
+            "# HELP fleetwatch_tasks_finished_total Tasks finished, by outcome.\n# TYPE fleetwatch_tasks_finished_total counter"
+        );
+        for (outcome, value) in
+            [("completed", tasks.completed), ("failed", tasks.failed), ("cancelled", tasks.cancelled)]
+        {
             let _ = writeln!(out, "fleetwatch_tasks_finished_total{{outcome=\"{outcome}\"}} {value}");
         }
-        let _ = writeln!(out, "# TYPE fleetwatch_throughput_per_minute gauge\nfleetwatch_throughput_per_minute {}", system.throughput_per_min);
-        let _ = writeln!(out, "# TYPE fleetwatch_queue_time_p95_seconds gauge\nfleetwatch_queue_time_p95_seconds {}", system.queue_time_ms.p95 / 1000.0);
-        let _ = writeln!(out, "# TYPE fleetwatch_scheduling_efficiency gauge\nfleetwatch_scheduling_efficiency {}", system.scheduling_efficiency);
+        let _ = writeln!(
+            out,
+            "# TYPE fleetwatch_throughput_per_minute gauge\nfleetwatch_throughput_per_minute {}",
+            system.throughput_per_min
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE fleetwatch_queue_time_p95_seconds gauge\nfleetwatch_queue_time_p95_seconds {}",
+            system.queue_time_ms.p95 / 1000.0
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE fleetwatch_scheduling_efficiency gauge\nfleetwatch_scheduling_efficiency {}",
+            system.scheduling_efficiency
+        );
     }
     let firing = snapshot.firing.alerts.iter().filter(|alert| alert.state == AlertState::Firing).count();
     let _ = writeln!(out, "# TYPE fleetwatch_alerts_firing gauge\nfleetwatch_alerts_firing {firing}");

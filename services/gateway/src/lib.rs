@@ -50,7 +50,8 @@ impl Service for Gateway {
         tasks.spawn(live.clone().follow_bus(self.context.clone(), shutdown.clone()));
         let address = self.listener.local_addr()?;
         info!(url = %format!("http://{address}"), "dashboard listening");
-        let server = axum::serve(self.listener, api::router(live)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let server =
+            axum::serve(self.listener, api::router(live)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let served = server.await.context("http server");
         shutdown.cancel();
         while let Some(joined) = tasks.join_next().await {

@@ -93,10 +93,15 @@ impl Processor {
         let metrics = self.state.system_metrics(now, self.feed.last_seq, thresholds);
         let envelope = Envelope::new(now, "processor", metrics);
         let payload = codec::encode(&envelope)?;
-        nats::publish_bytes(&self.context.jetstream, self.context.subjects.metrics_system(), &envelope.id, payload.clone())
-            .await?
-            .await
-            .context("storing system metrics")?;
+        nats::publish_bytes(
+            &self.context.jetstream,
+            self.context.subjects.metrics_system(),
+            &envelope.id,
+            payload.clone(),
+        )
+        .await?
+        .await
+        .context("storing system metrics")?;
         self.bucket.put(state_keys::SYSTEM, payload).await.context("updating the state bucket")?;
         Ok(())
     }

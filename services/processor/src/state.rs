@@ -144,7 +144,16 @@ impl FleetState {
                 worker.reported = ReportedStatus::Online;
                 worker.last_seen = worker.last_seen.max(time);
             }
-            Event::Heartbeat { worker_id, cpu_pct, memory_pct, gpu_pct, network_pct, running_tasks, queued_tasks, .. } => {
+            Event::Heartbeat {
+                worker_id,
+                cpu_pct,
+                memory_pct,
+                gpu_pct,
+                network_pct,
+                running_tasks,
+                queued_tasks,
+                ..
+            } => {
                 let worker = self.worker(worker_id, time);
                 if time >= worker.last_seen {
                     worker.last_seen = time;

@@ -76,7 +76,8 @@ pub fn fragility(hardware: HardwareKind, family: ModelFamily) -> f64 {
 pub fn hardware_of(index: usize) -> HardwareKind {
     use HardwareKind::*;
     const MIX: [HardwareKind; 20] = [
-        Cpu, Cuda, Cpu, Cuda, Rocm, Cpu, Cuda, Tpu, Cpu, Webgpu, Cuda, Cpu, Cuda, Rocm, Cpu, Tpu, Cuda, Webgpu, Cpu, Npu,
+        Cpu, Cuda, Cpu, Cuda, Rocm, Cpu, Cuda, Tpu, Cpu, Webgpu, Cuda, Cpu, Cuda, Rocm, Cpu, Tpu, Cuda, Webgpu, Cpu,
+        Npu,
     ];
     MIX[index % MIX.len()]
 }

@@ -156,7 +156,10 @@ impl Fleet {
         for (index, worker) in self.workers.iter().enumerate() {
             events.push((
                 now,
-                Event::WorkerRegistered { worker_id: worker.id.clone(), capabilities: capabilities_of(index, worker.hardware) },
+                Event::WorkerRegistered {
+                    worker_id: worker.id.clone(),
+                    capabilities: capabilities_of(index, worker.hardware),
+                },
             ));
         }
     }
@@ -190,7 +193,12 @@ impl Fleet {
             };
             events.push((
                 now,
-                Event::TaskQueued { task_id: task.id.clone(), model: model.name.into(), family: model.family, priority },
+                Event::TaskQueued {
+                    task_id: task.id.clone(),
+                    model: model.name.into(),
+                    family: model.family,
+                    priority,
+                },
             ));
             self.queue.push(task);
         }
@@ -206,7 +214,10 @@ impl Fleet {
                     worker.offline_until = None;
                     events.push((
                         now,
-                        Event::WorkerRegistered { worker_id: worker.id.clone(), capabilities: capabilities_of(index, worker.hardware) },
+                        Event::WorkerRegistered {
+                            worker_id: worker.id.clone(),
+                            capabilities: capabilities_of(index, worker.hardware),
+                        },
                     ));
                     events.push((
                         now,
@@ -280,7 +291,8 @@ impl Fleet {
             for run in worker.tasks.iter_mut().take(worker.slots) {
                 if run.started_at.is_none() {
                     run.started_at = Some(now);
-                    events.push((now, Event::TaskStarted { task_id: run.task.id.clone(), worker_id: worker.id.clone() }));
+                    events
+                        .push((now, Event::TaskStarted { task_id: run.task.id.clone(), worker_id: worker.id.clone() }));
                 }
             }
         }
@@ -290,7 +302,14 @@ impl Fleet {
         }
     }
 
-    fn fail(&mut self, now: i64, mut task: Task, worker_id: Option<String>, error: &str, events: &mut Vec<(i64, Event)>) {
+    fn fail(
+        &mut self,
+        now: i64,
+        mut task: Task,
+        worker_id: Option<String>,
+        error: &str,
+        events: &mut Vec<(i64, Event)>,
+    ) {
         events.push((now, Event::TaskFailed { task_id: task.id.clone(), worker_id, error: error.into() }));
         if task.attempt < MAX_RETRIES {
             task.attempt += 1;
@@ -307,14 +326,11 @@ impl Fleet {
             return;
         }
         self.queue.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.queued_at.cmp(&b.queued_at)));
-        let online: Vec<HardwareKind> = self
-            .workers
-            .iter()
-            .filter(|worker| worker.offline_until.is_none())
-            .map(|worker| worker.hardware)
-            .collect();
+        let online: Vec<HardwareKind> =
+            self.workers.iter().filter(|worker| worker.offline_until.is_none()).map(|worker| worker.hardware).collect();
         // Per hardware kind, the workers with room, least loaded last (popped first).
-        let mut room: Vec<(HardwareKind, Vec<usize>)> = HardwareKind::ALL.iter().map(|kind| (*kind, Vec::new())).collect();
+        let mut room: Vec<(HardwareKind, Vec<usize>)> =
+            HardwareKind::ALL.iter().map(|kind| (*kind, Vec::new())).collect();
         for (index, worker) in self.workers.iter().enumerate() {
             if worker.offline_until.is_none() && worker.tasks.len() < worker.slots * 2 {
                 if let Some((_, list)) = room.iter_mut().find(|(kind, _)| *kind == worker.hardware) {
@@ -323,7 +339,9 @@ impl Fleet {
             }
         }
         for (_, list) in &mut room {
-            list.sort_by_key(|index| std::cmp::Reverse(self.workers[*index].tasks.len() * 100 / self.workers[*index].slots));
+            list.sort_by_key(|index| {
+                std::cmp::Reverse(self.workers[*index].tasks.len() * 100 / self.workers[*index].slots)
+            });
         }
         let queue = std::mem::take(&mut self.queue);
         for task in queue {

@@ -1,0 +1,178 @@
+//! The golden payloads in `schemas/golden/`: each `NAME.msgpack` is wire bytes written by
+//! an earlier build, and `NAME.json` the same message for people. Both must still decode
+//! to the same value, so a change that breaks old messages fails here.
+//!
+//! `FLEETWATCH_BLESS=1 cargo test -p shared --test golden` writes files that are missing
+//! (never overwrites one: an existing golden file is a promise).
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use shared::alert::{Alert, AlertState, FiringAlerts, Severity};
+use shared::event::{Capabilities, ComponentHealth, Event, HardwareKind, ModelFamily, ReportedStatus};
+use shared::health::HealthReport;
+use shared::metrics::{Summary, SystemMetrics, TaskCounts, Utilisation, WorkerCounts};
+use shared::{Envelope, codec};
+use std::fmt::Debug;
+use std::path::PathBuf;
+
+const TIME: i64 = 1_764_000_000_000;
+
+fn golden_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../schemas/golden")
+}
+
+fn check<T: Serialize + DeserializeOwned + PartialEq + Debug>(name: &str, example: T) {
+    let dir = golden_dir();
+    let packed = dir.join(format!("{name}.msgpack"));
+    let json = dir.join(format!("{name}.json"));
+    if std::env::var_os("FLEETWATCH_BLESS").is_some() && !packed.exists() {
+        std::fs::write(&packed, codec::encode(&example).expect("encodes")).expect("write golden msgpack");
+        std::fs::write(&json, serde_json::to_string_pretty(&example).expect("json") + "\n").expect("write golden json");
+    }
+    let bytes = std::fs::read(&packed).unwrap_or_else(|err| panic!("{}: {err} (bless new examples)", packed.display()));
+    let from_wire: T = codec::decode(&bytes).unwrap_or_else(|err| panic!("{name}.msgpack no longer decodes: {err}"));
+    let text = std::fs::read_to_string(&json).expect("golden json");
+    let from_json: T = serde_json::from_str(&text).unwrap_or_else(|err| panic!("{name}.json no longer decodes: {err}"));
+    assert_eq!(from_wire, from_json, "{name}: wire and JSON disagree");
+    assert_eq!(from_wire, example, "{name}: the example in this test changed; add a new golden file instead");
+}
+
+fn envelope<T>(id: &str, source: &str, payload: T) -> Envelope<T> {
+    Envelope::with_id(id.into(), TIME, source, payload)
+}
+
+#[test]
+fn events_decode() {
+    let examples = [
+        Event::WorkerRegistered {
+            worker_id: "cuda-007".into(),
+            capabilities: Capabilities {
+                hardware: HardwareKind::Cuda,
+                cpu_cores: 32,
+                memory_gb: 128.0,
+                gpu_model: Some("A100".into()),
+                gpu_memory_gb: Some(80.0),
+                slots: 4,
+                tags: vec!["cuda".into(), "vision".into()],
+            },
+        },
+        Event::Heartbeat {
+            worker_id: "cuda-007".into(),
+            cpu_pct: 63.5,
+            memory_pct: 48.0,
+            gpu_pct: Some(82.0),
+            gpu_memory_pct: Some(61.0),
+            network_pct: 9.5,
+            running_tasks: 3,
+            queued_tasks: 1,
+        },
+        Event::WorkerStatusChanged {
+            worker_id: "cuda-007".into(),
+            status: ReportedStatus::Draining,
+            reason: "maintenance".into(),
+        },
+        Event::WorkerDeregistered { worker_id: "cuda-007".into(), reason: "scaled in".into() },
+        Event::TaskQueued {
+            task_id: "t-42".into(),
+            model: "vit-large".into(),
+            family: ModelFamily::Vision,
+            priority: 7,
+        },
+        Event::TaskAssigned { task_id: "t-42".into(), worker_id: "cuda-007".into(), best_fit: true },
+        Event::TaskStarted { task_id: "t-42".into(), worker_id: "cuda-007".into() },
+        Event::TaskCompleted { task_id: "t-42".into(), worker_id: "cuda-007".into() },
+        Event::TaskFailed {
+            task_id: "t-42".into(),
+            worker_id: Some("cuda-007".into()),
+            error: "CUDA out of memory".into(),
+        },
+        Event::TaskRetried { task_id: "t-42".into(), attempt: 1 },
+        Event::TaskCancelled { task_id: "t-42".into(), reason: "superseded".into() },
+        Event::ComponentStatus {
+            component: "load_balancer".into(),
+            health: ComponentHealth::Degraded,
+            message: "queue above 500".into(),
+        },
+        Event::RecoveryAction {
+            component: "coordinator".into(),
+            action: "reassign_tasks".into(),
+            target: Some("cpu-003".into()),
+            succeeded: true,
+        },
+    ];
+    for event in examples {
+        let name = format!("event-{}", event.kind());
+        check(&name, envelope("0193a8f0-0000-7000-8000-000000000001", "collector", event));
+    }
+}
+
+#[test]
+fn metrics_alerts_and_health_decode() {
+    let system = SystemMetrics {
+        time: TIME,
+        workers: WorkerCounts { total: 24, active: 10, idle: 12, busy: 9, overloaded: 1, disconnected: 2 },
+        tasks: TaskCounts {
+            queued: 5,
+            assigned: 3,
+            running: 30,
+            completed: 1200,
+            failed: 31,
+            cancelled: 2,
+            retried: 25,
+        },
+        throughput_per_min: 118.0,
+        queue_time_ms: Summary { count: 1000, mean: 1650.0, p50: 0.0, p95: 6000.0, p99: 9000.0 },
+        processing_time_ms: Summary { count: 1000, mean: 4100.0, p50: 4000.0, p95: 9000.0, p99: 14000.0 },
+        scheduling_efficiency: 0.92,
+        utilisation: Utilisation { cpu: 41.0, gpu: 63.0, memory: 40.0, network: 8.0 },
+        events_seq: 123_456,
+    };
+    check("metrics-system", envelope("0193a8f0-0000-7000-8000-000000000002", "processor", system));
+    let alert = Alert {
+        alert_id: format!("worker_overloaded-cpu-003-{TIME}"),
+        rule: "worker_overloaded".into(),
+        severity: Severity::Warning,
+        state: AlertState::Firing,
+        target: "cpu-003".into(),
+        summary: "worker cpu-003 is overloaded: CPU 97% for 30s".into(),
+        value: 97.0,
+        threshold: 90.0,
+        started_at: TIME,
+        resolved_at: None,
+    };
+    check("alert-firing", envelope(&format!("{}-firing", alert.alert_id), "alerter", alert.clone()));
+    check("alerts-firing-state", FiringAlerts { time: TIME, alerts: vec![alert] });
+    check(
+        "health-report",
+        HealthReport {
+            service: "collector".into(),
+            instance: "node-1-4242".into(),
+            version: "0.1.0".into(),
+            started_at: TIME,
+            time: TIME + 2000,
+            counters: [("collector_events_published_total".to_owned(), 4096)].into(),
+        },
+    );
+}
+
+#[test]
+fn public_ingest_examples_are_accepted() {
+    for entry in std::fs::read_dir(golden_dir()).expect("golden dir") {
+        let path = entry.expect("entry").path();
+        let Some(name) = path.file_name().and_then(|name| name.to_str()) else { continue };
+        if !name.starts_with("ingest-") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        let value: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let items = match value {
+            serde_json::Value::Array(items) => items,
+            single => vec![single],
+        };
+        for item in items {
+            let message: shared::ingest::IngestMessage =
+                serde_json::from_value(item).unwrap_or_else(|err| panic!("{name}: {err}"));
+            message.into_envelope(TIME + 1000, "test").unwrap_or_else(|err| panic!("{name}: {err}"));
+        }
+    }
+}
