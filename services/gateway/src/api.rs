@@ -204,3 +204,49 @@ async fn prometheus(State(live): State<Live>) -> Response {
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use shared::metrics::{SystemMetrics, WorkerCounts};
+    use tokio_util::sync::CancellationToken;
+    use tower::ServiceExt;
+
+    async fn get(live: &Live, path: &str) -> (StatusCode, Value) {
+        let response = router(live.clone())
+            .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+        (status, serde_json::from_slice(&bytes).expect("json"))
+    }
+
+    #[tokio::test]
+    async fn status_waits_for_data_then_shows_it() {
+        let live = Live::new(CancellationToken::new());
+        let (code, body) = get(&live, "/api/status").await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(body["status"], "waiting");
+        assert_eq!(body["workers"]["total"], 0);
+
+        live.snapshot.write().expect("lock").system = Some(SystemMetrics {
+            time: now_ms(),
+            workers: WorkerCounts { total: 5, active: 3, idle: 1, busy: 3, overloaded: 0, disconnected: 1 },
+            ..SystemMetrics::default()
+        });
+        let (_, body) = get(&live, "/api/status").await;
+        assert_eq!(body["status"], "healthy");
+        assert_eq!((body["workers"]["active"].as_u64(), body["workers"]["disconnected"].as_u64()), (Some(3), Some(1)));
+        assert_eq!(body["alerts"]["firing"], 0);
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_get_a_json_404() {
+        let (code, body) = get(&Live::new(CancellationToken::new()), "/api/nope").await;
+        assert_eq!(code, StatusCode::NOT_FOUND);
+        assert!(body["error"].is_string());
+    }
+}

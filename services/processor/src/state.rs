@@ -328,3 +328,129 @@ impl FleetState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::event::HardwareKind;
+
+    const THRESHOLDS: Thresholds = Thresholds { lost_after_ms: 15_000, overload_cpu_pct: 90.0 };
+
+    fn heartbeat(worker_id: &str, cpu_pct: f32, running_tasks: u32) -> Event {
+        Event::Heartbeat {
+            worker_id: worker_id.into(),
+            cpu_pct,
+            memory_pct: 30.0,
+            gpu_pct: None,
+            gpu_memory_pct: None,
+            network_pct: 5.0,
+            running_tasks,
+            queued_tasks: 0,
+        }
+    }
+
+    fn registered(worker_id: &str) -> Event {
+        Event::WorkerRegistered {
+            worker_id: worker_id.into(),
+            capabilities: Capabilities {
+                hardware: HardwareKind::Cpu,
+                cpu_cores: 8,
+                memory_gb: 32.0,
+                gpu_model: None,
+                gpu_memory_gb: None,
+                slots: 2,
+                tags: vec![],
+            },
+        }
+    }
+
+    fn lifecycle() -> Vec<(i64, Event)> {
+        let task = |id: &str| id.to_owned();
+        vec![
+            (0, registered("a")),
+            (0, registered("b")),
+            (0, registered("c")),
+            (1_000, heartbeat("a", 20.0, 1)),
+            (1_000, heartbeat("b", 95.0, 2)),
+            (
+                1_000,
+                Event::TaskQueued {
+                    task_id: task("t1"),
+                    model: "bert-base".into(),
+                    family: ModelFamily::Text,
+                    priority: 5,
+                },
+            ),
+            (
+                1_000,
+                Event::TaskQueued {
+                    task_id: task("t2"),
+                    model: "vit-large".into(),
+                    family: ModelFamily::Vision,
+                    priority: 5,
+                },
+            ),
+            (
+                1_000,
+                Event::TaskQueued {
+                    task_id: task("t3"),
+                    model: "detr".into(),
+                    family: ModelFamily::Vision,
+                    priority: 5,
+                },
+            ),
+            (2_000, Event::TaskAssigned { task_id: task("t1"), worker_id: "a".into(), best_fit: true }),
+            (3_000, Event::TaskStarted { task_id: task("t1"), worker_id: "a".into() }),
+            (3_000, Event::TaskAssigned { task_id: task("t2"), worker_id: "b".into(), best_fit: false }),
+            (3_000, Event::TaskStarted { task_id: task("t2"), worker_id: "b".into() }),
+            (7_000, Event::TaskCompleted { task_id: task("t1"), worker_id: "a".into() }),
+            (8_000, Event::TaskFailed { task_id: task("t2"), worker_id: Some("b".into()), error: "oom".into() }),
+            (8_000, Event::TaskRetried { task_id: task("t2"), attempt: 1 }),
+        ]
+    }
+
+    #[test]
+    fn counts_statuses_and_timings_follow_the_events() {
+        let mut state = FleetState::default();
+        for (time, event) in lifecycle() {
+            state.apply(time, &event);
+        }
+        let metrics = state.system_metrics(10_000, 15, &THRESHOLDS);
+        // a: busy (one task), b: overloaded (95% CPU), c: idle (registered at 0, no
+        // heartbeat yet, still within the 15 s allowance).
+        assert_eq!(
+            metrics.workers,
+            WorkerCounts { total: 3, active: 2, idle: 1, busy: 1, overloaded: 1, disconnected: 0 }
+        );
+        assert_eq!((metrics.tasks.queued, metrics.tasks.running, metrics.tasks.completed), (2, 0, 1));
+        assert_eq!((metrics.tasks.failed, metrics.tasks.retried), (1, 1));
+        assert_eq!(metrics.queue_time_ms.count, 2);
+        assert_eq!(metrics.queue_time_ms.p99, 2_000.0);
+        assert_eq!(metrics.processing_time_ms.p50, 4_000.0);
+        assert_eq!(metrics.scheduling_efficiency, 0.5);
+        assert_eq!(metrics.throughput_per_min, 1.0);
+        assert_eq!(metrics.events_seq, 15);
+
+        let later = state.system_metrics(20_000, 15, &THRESHOLDS);
+        assert_eq!(later.workers.disconnected, 3, "no heartbeat for over 15 s");
+    }
+
+    #[test]
+    fn a_snapshot_round_trip_then_the_tail_equals_one_uninterrupted_run() {
+        let events = lifecycle();
+        let mut whole = FleetState::default();
+        for (time, event) in &events {
+            whole.apply(*time, event);
+        }
+        let mut first = FleetState::default();
+        for (time, event) in &events[..7] {
+            first.apply(*time, event);
+        }
+        let bytes = shared::codec::encode(&first).expect("encodes");
+        let mut restored: FleetState = shared::codec::decode(&bytes).expect("decodes");
+        for (time, event) in &events[7..] {
+            restored.apply(*time, event);
+        }
+        assert_eq!(restored, whole);
+    }
+}
