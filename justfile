@@ -25,8 +25,13 @@ up workers=env("FLEETWATCH_DEMO_WORKERS", "24"): build
     deploy/up.sh {{workers}} "$CARGO_TARGET_DIR/debug"
 
 # Run every test: unit tests and end-to-end tests against a real nats-server and DuckDB.
+# cargo-nextest when installed (one summary line for the whole run), else cargo test.
 test: build
-    cargo test --workspace --no-fail-fast
+    if cargo nextest --version >/dev/null 2>&1; then \
+        cargo nextest run --workspace --no-fail-fast; \
+    else \
+        cargo test --workspace --no-fail-fast; \
+    fi
 
 # Run the benchmarks (release build).
 bench: tools
