@@ -146,3 +146,188 @@ mod tests {
         assert_eq!(Summary::of([7.0]).p99, 7.0);
     }
 }
+
+/// A worker's derived status; exactly one at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerStatus {
+    Idle,
+    Busy,
+    Overloaded,
+    Disconnected,
+}
+
+impl WorkerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Busy => "busy",
+            Self::Overloaded => "overloaded",
+            Self::Disconnected => "disconnected",
+        }
+    }
+}
+
+/// One worker, once per tick on `<prefix>.metrics.worker.<id>` and under `worker.<id>`
+/// in the state bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerMetrics {
+    pub time: i64,
+    pub worker_id: String,
+    pub status: WorkerStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<crate::event::Capabilities>,
+    pub cpu_pct: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_pct: Option<f64>,
+    pub memory_pct: f64,
+    pub network_pct: f64,
+    /// Tasks running on it now (its last heartbeat).
+    pub active_tasks: u64,
+    /// Tasks waiting on it now (its last heartbeat).
+    pub queued_tasks: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub mean_task_ms: f64,
+    /// Completions in the last hour.
+    pub tasks_per_hour: f64,
+    /// completed / (completed + failed); 1 before any.
+    pub success_rate: f64,
+    /// 0..=100, see docs/METRICS.md.
+    pub health_score: f64,
+    /// Since it last (re)joined, s; 0 while disconnected.
+    pub uptime_secs: f64,
+    /// When it was last heard from, ms.
+    pub last_seen: i64,
+}
+
+impl WorkerMetrics {
+    /// The long-table form for the archive's `worker_metrics`.
+    pub fn flatten(&self) -> Vec<(&'static str, f64)> {
+        let mut rows = vec![
+            ("cpu_pct", self.cpu_pct),
+            ("memory_pct", self.memory_pct),
+            ("network_pct", self.network_pct),
+            ("active_tasks", self.active_tasks as f64),
+            ("queued_tasks", self.queued_tasks as f64),
+            ("completed", self.completed as f64),
+            ("failed", self.failed as f64),
+            ("mean_task_ms", self.mean_task_ms),
+            ("tasks_per_hour", self.tasks_per_hour),
+            ("success_rate", self.success_rate),
+            ("health_score", self.health_score),
+            ("uptime_secs", self.uptime_secs),
+        ];
+        if let Some(gpu_pct) = self.gpu_pct {
+            rows.push(("gpu_pct", gpu_pct));
+        }
+        rows
+    }
+}
+
+/// Figures for one group of tasks: a model family, a model or a hardware kind.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupStats {
+    pub key: String,
+    pub queued: u64,
+    pub running: u64,
+    /// Totals since the stream began.
+    pub completed: u64,
+    pub failed: u64,
+    /// Completions in the last 60 s.
+    pub throughput_per_min: f64,
+    /// completed / (completed + failed); 1 before any.
+    pub success_rate: f64,
+    /// Processing time over the group's last completions.
+    pub duration_ms: Summary,
+}
+
+/// How well a hardware kind runs a model family, 0..=100 (docs/METRICS.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Compatibility {
+    pub hardware: crate::event::HardwareKind,
+    pub family: crate::event::ModelFamily,
+    pub score: f64,
+    /// Finished runs the score rests on.
+    pub runs: u64,
+}
+
+/// A rate per key (a hardware kind or a model).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rate {
+    pub key: String,
+    /// failed / (completed + failed).
+    pub rate: f64,
+    pub failed: u64,
+    pub runs: u64,
+}
+
+/// Resilience: where failures happen and how fast the fleet recovers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultTolerance {
+    pub failure_rate_by_hardware: Vec<Rate>,
+    pub failure_rate_by_model: Vec<Rate>,
+    pub recovery_actions: u64,
+    pub recovery_actions_succeeded: u64,
+    /// Workers that went offline, and of those, came back.
+    pub outages: u64,
+    pub recoveries: u64,
+    /// Mean time from a worker going offline to its return, over recoveries, ms.
+    pub mean_time_to_recovery_ms: f64,
+}
+
+/// A list that may be cut: `total` says how many there were, `truncated` whether all are here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Truncated<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+    pub truncated: bool,
+}
+
+impl<T> Default for Truncated<T> {
+    fn default() -> Self {
+        Self { items: Vec::new(), total: 0, truncated: false }
+    }
+}
+
+impl<T> Truncated<T> {
+    /// The first `limit` of `items`, saying how many there were.
+    pub fn of(items: impl ExactSizeIterator<Item = T>, limit: usize) -> Self {
+        let total = items.len();
+        Self { items: items.take(limit).collect(), total: total as u64, truncated: total > limit }
+    }
+}
+
+/// A task that finished (completed or, finally, failed), with its timings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinishedTask {
+    pub task_id: String,
+    pub model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<crate::event::ModelFamily>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<String>,
+    pub succeeded: bool,
+    pub finished_at: i64,
+    pub queue_ms: f64,
+    pub processing_ms: f64,
+    pub total_ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Tasks by type, once per tick on `<prefix>.metrics.tasks` and under `tasks` in the
+/// state bucket.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskMetrics {
+    pub time: i64,
+    pub by_family: Vec<GroupStats>,
+    pub by_model: Vec<GroupStats>,
+    pub by_hardware: Vec<GroupStats>,
+    pub compatibility: Vec<Compatibility>,
+    pub fault_tolerance: FaultTolerance,
+    /// Tasks that finished since the previous tick (what the archive's `task_metrics` holds).
+    pub finished: Truncated<FinishedTask>,
+    /// The most recent final failures, newest first.
+    pub recent_failures: Truncated<FinishedTask>,
+}

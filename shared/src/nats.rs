@@ -168,8 +168,16 @@ pub async fn state_bucket(js: &jetstream::Context, subjects: &Subjects) -> anyho
 
 /// Keys in the state bucket.
 pub mod state_keys {
+    /// The latest system metrics envelope (processor).
     pub const SYSTEM: &str = "system";
+    /// The latest task metrics envelope (processor).
+    pub const TASKS: &str = "tasks";
+    /// The alerts firing now (alerter).
     pub const ALERTS_FIRING: &str = "alerts.firing";
+    /// The latest metrics envelope of one worker (processor); deleted when it retires.
+    pub fn worker(worker_id: &str) -> String {
+        format!("worker.{worker_id}")
+    }
 }
 
 /// Publishes a dead letter: the original bytes, with the reason in headers.

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use shared::alert::Alert;
 use shared::event::Event;
-use shared::metrics::SystemMetrics;
+use shared::metrics::{SystemMetrics, TaskMetrics, WorkerMetrics};
 use shared::nats::Stream;
 use shared::service::{Context, Service};
 use shared::{Envelope, codec, now_ms};
@@ -178,20 +178,63 @@ fn to_batches(
                 decoded::<Alert>(messages, skipped).into_iter().map(|(seq, _, envelope)| (seq, envelope)).collect();
             vec![("alerts", rows::alerts_batch(&alerts)?)]
         }
-        Stream::Metrics => {
-            let mut long = Vec::new();
-            let system = decoded::<SystemMetrics>(messages, skipped);
-            for (_, subject, envelope) in &system {
-                if subject.ends_with(".metrics.system") {
-                    long.extend(
-                        envelope.payload.flatten().into_iter().map(|(name, value)| (envelope.time, name, value)),
-                    );
-                }
-            }
-            vec![("system_metrics", rows::system_metrics_batch(&long)?)]
-        }
+        Stream::Metrics => metrics_batches(messages, skipped)?,
         Stream::DeadLetter => Vec::new(),
     })
+}
+
+/// The metrics stream into the seed's three long tables, by subject.
+fn metrics_batches(
+    messages: &[(u64, String, bytes::Bytes)],
+    skipped: &shared::telemetry::Counter,
+) -> anyhow::Result<Vec<(&'static str, arrow::record_batch::RecordBatch)>> {
+    let mut system = Vec::new();
+    let mut workers: Vec<(i64, String, &'static str, f64)> = Vec::new();
+    let mut tasks: Vec<(i64, String, &'static str, f64)> = Vec::new();
+    for (seq, subject, payload) in messages {
+        let decoded = match subject.rsplit('.').nth(1) {
+            Some("worker") => codec::decode_envelope::<WorkerMetrics>(payload).map(|envelope| {
+                let metrics = envelope.payload;
+                workers.extend(
+                    metrics
+                        .flatten()
+                        .into_iter()
+                        .map(|(name, value)| (envelope.time, metrics.worker_id.clone(), name, value)),
+                );
+            }),
+            _ if subject.ends_with(".metrics.tasks") => {
+                codec::decode_envelope::<TaskMetrics>(payload).map(|envelope| {
+                    for task in envelope.payload.finished.items {
+                        let outcome = if task.succeeded { 1.0 } else { 0.0 };
+                        for (name, value) in [
+                            ("queue_ms", task.queue_ms),
+                            ("processing_ms", task.processing_ms),
+                            ("total_ms", task.total_ms),
+                            ("succeeded", outcome),
+                        ] {
+                            tasks.push((task.finished_at, task.task_id.clone(), name, value));
+                        }
+                    }
+                })
+            }
+            _ => codec::decode_envelope::<SystemMetrics>(payload).map(|envelope| {
+                system.extend(envelope.payload.flatten().into_iter().map(|(name, value)| (envelope.time, name, value)));
+            }),
+        };
+        if let Err(err) = decoded {
+            skipped.inc();
+            warn!(seq, subject = %subject, error = %err, "undecodable metrics not archived");
+        }
+    }
+    Ok(vec![
+        ("system_metrics", rows::system_metrics_batch(&system)?),
+        ("worker_metrics", rows::keyed_metrics_batch("worker_id", &keyed(&workers))?),
+        ("task_metrics", rows::keyed_metrics_batch("task_id", &keyed(&tasks))?),
+    ])
+}
+
+fn keyed<'a>(rows: &'a [(i64, String, &'static str, f64)]) -> Vec<(i64, &'a str, &'a str, f64)> {
+    rows.iter().map(|(time, id, name, value)| (*time, id.as_str(), *name, *value)).collect()
 }
 
 /// Deletes rows past the retention once an hour (and once at start).

@@ -97,3 +97,21 @@ pub fn system_metrics_batch(rows: &[(i64, &str, f64)]) -> Result<RecordBatch, Ar
     ];
     RecordBatch::try_new(Arc::new(schema), columns)
 }
+
+/// Rows of `worker_metrics` or `task_metrics`: (time ms, id, metric name, value), the id
+/// column named `id_column`.
+pub fn keyed_metrics_batch(id_column: &str, rows: &[(i64, &str, &str, f64)]) -> Result<RecordBatch, ArrowError> {
+    let schema = Schema::new(vec![
+        timestamp("timestamp"),
+        text(id_column, false),
+        text("metric_name", false),
+        Field::new("metric_value", DataType::Float64, true),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|(time, _, _, _)| micros(*time)))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, id, _, _)| *id))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, _, name, _)| *name))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, _, _, value)| *value))),
+    ];
+    RecordBatch::try_new(Arc::new(schema), columns)
+}

@@ -1,17 +1,24 @@
 //! The processor: the fleet's state, folded from FLEET_EVENTS, and the metrics derived
-//! from it, published every tick on `<prefix>.metrics.system` and kept in the state bucket.
+//! from it. Every tick it publishes `<prefix>.metrics.system`, `<prefix>.metrics.tasks` and
+//! `<prefix>.metrics.worker.<id>`, and keeps the latest of each in the state bucket
+//! (`system`, `tasks`, `worker.<id>`). It answers `<prefix>.query.processor.state` with its
+//! whole state (MessagePack), for tests and debugging.
 
 mod state;
+mod window;
 
 use anyhow::Context as _;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use shared::feed::EventFeed;
+use shared::metrics::FinishedTask;
 use shared::nats::{Stream, state_keys};
 use shared::service::{Context, Service};
 use shared::{Envelope, codec, nats, now_ms};
-pub use state::{FleetState, Thresholds};
-use std::time::Duration;
+pub use state::{FleetState, Limits};
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use tracing::info;
 
 /// `[processor]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,17 +28,36 @@ pub struct ProcessorConfig {
     pub tick_ms: u64,
     /// A worker with no heartbeat for this long counts as disconnected, s. Default 15.
     pub lost_after_secs: u64,
+    /// A worker with no heartbeat for this long is retired: its series leave the live
+    /// state and the bucket, s. Default 600.
+    pub retire_after_secs: u64,
     /// CPU at or above this makes a worker overloaded, percent. Default 90.
     pub overload_cpu_pct: f32,
+    /// Finished tasks listed, completed and failed each (older ones live on in the
+    /// aggregates). Default 500.
+    pub max_tasks_tracked: usize,
     /// How often the state is snapshotted, s. Default 10.
     pub snapshot_every_secs: u64,
+    /// Publish a metrics message per worker each tick. Default true.
+    pub worker_metrics: bool,
 }
 
 impl Default for ProcessorConfig {
     fn default() -> Self {
-        Self { tick_ms: 1000, lost_after_secs: 15, overload_cpu_pct: 90.0, snapshot_every_secs: 10 }
+        Self {
+            tick_ms: 1000,
+            lost_after_secs: 15,
+            retire_after_secs: 600,
+            overload_cpu_pct: 90.0,
+            max_tasks_tracked: 500,
+            snapshot_every_secs: 10,
+            worker_metrics: true,
+        }
     }
 }
+
+/// Key-value puts in flight at once when the per-worker keys are written.
+const KV_IN_FLIGHT: usize = 256;
 
 pub struct Processor {
     context: Context,
@@ -39,6 +65,7 @@ pub struct Processor {
     feed: EventFeed,
     state: FleetState,
     bucket: async_nats::jetstream::kv::Store,
+    queries: async_nats::Subscriber,
 }
 
 impl Service for Processor {
@@ -50,59 +77,119 @@ impl Service for Processor {
         Stream::Metrics.apply(&context.jetstream, &context.subjects, &context.nats).await?;
         Stream::DeadLetter.ensure(&context.jetstream, &context.subjects, &context.nats).await?;
         let bucket = nats::state_bucket(&context.jetstream, &context.subjects).await?;
-        let (feed, state) = EventFeed::open(&context, Self::NAME).await?;
-        Ok(Self { context, config, feed, state, bucket })
+        let (feed, mut state): (EventFeed, FleetState) = EventFeed::open(&context, Self::NAME).await?;
+        if feed.last_seq == 0 {
+            state = FleetState::new(config.max_tasks_tracked);
+        }
+        let queries = context.client.subscribe(context.subjects.query("processor.state")).await?;
+        Ok(Self { context, config, feed, state, bucket, queries })
     }
 
-    async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let thresholds = Thresholds {
-            lost_after_ms: self.config.lost_after_secs as i64 * 1000,
-            overload_cpu_pct: self.config.overload_cpu_pct,
+    async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Self { context, config, mut feed, mut state, bucket, mut queries } = self;
+        let limits = Limits {
+            lost_after_ms: config.lost_after_secs as i64 * 1000,
+            retire_after_ms: config.retire_after_secs as i64 * 1000,
+            overload_cpu_pct: config.overload_cpu_pct,
+            max_tasks_tracked: config.max_tasks_tracked,
         };
-        let applied = self.context.counters.counter("processor_events_applied_total");
-        let ticks = self.context.counters.counter("processor_ticks_total");
-        let mut tick = tokio::time::interval(Duration::from_millis(self.config.tick_ms));
+        let publisher = Publisher { context: &context, bucket: &bucket, worker_metrics: config.worker_metrics };
+        let applied = context.counters.counter("processor_events_applied_total");
+        let ticks = context.counters.counter("processor_ticks_total");
+        let tick_micros = context.counters.counter("processor_tick_micros_total");
+        let retired = context.counters.counter("processor_workers_retired_total");
+        let mut finished: Vec<FinishedTask> = Vec::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(config.tick_ms));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut snapshot = tokio::time::interval(Duration::from_secs(self.config.snapshot_every_secs.max(1)));
+        let mut snapshot = tokio::time::interval(Duration::from_secs(config.snapshot_every_secs.max(1)));
         snapshot.tick().await;
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => {
-                    self.publish_metrics(&thresholds).await?;
+                    let started = Instant::now();
+                    let now = now_ms();
+                    let gone = state.expire(now, &limits);
+                    retired.add(gone.len() as u64);
+                    publisher.tick(&state, now, feed.last_seq, std::mem::take(&mut finished), &gone, &limits).await?;
                     ticks.inc();
+                    tick_micros.add(started.elapsed().as_micros() as u64);
                 }
-                _ = snapshot.tick() => self.feed.save(&self.state).await?,
-                next = self.feed.next() => {
+                _ = snapshot.tick() => feed.save(&state).await?,
+                Some(query) = queries.next() => {
+                    if let Some(reply) = query.reply {
+                        context.client.publish(reply, codec::encode(&(feed.last_seq, &state))?).await?;
+                    }
+                }
+                next = feed.next() => {
                     let Some(next) = next else { break };
                     let (_, envelope) = next?;
-                    self.state.apply(envelope.time, &envelope.payload);
+                    if let Some(task) = state.apply(envelope.time, &envelope.payload) {
+                        finished.push(task);
+                    }
                     applied.inc();
                 }
             }
         }
-        self.feed.save(&self.state).await
+        info!(seq = feed.last_seq, "saving the final snapshot");
+        feed.save(&state).await
     }
 }
 
-impl Processor {
-    async fn publish_metrics(&mut self, thresholds: &Thresholds) -> anyhow::Result<()> {
-        let now = now_ms();
-        self.state.expire(now);
-        let metrics = self.state.system_metrics(now, self.feed.last_seq, thresholds);
-        let envelope = Envelope::new(now, "processor", metrics);
+/// Writes one tick's metrics to the bus and the state bucket.
+struct Publisher<'a> {
+    context: &'a Context,
+    bucket: &'a async_nats::jetstream::kv::Store,
+    worker_metrics: bool,
+}
+
+impl Publisher<'_> {
+    async fn tick(
+        &self,
+        state: &FleetState,
+        now: i64,
+        seq: u64,
+        finished: Vec<FinishedTask>,
+        retired: &[String],
+        limits: &Limits,
+    ) -> anyhow::Result<()> {
+        let subjects = &self.context.subjects;
+        let system = state.system_metrics(now, seq, limits);
+        self.publish(subjects.metrics_system(), state_keys::SYSTEM.to_owned(), now, &system).await?;
+        let tasks = state.task_metrics(now, finished, limits);
+        self.publish(subjects.metrics_tasks(), state_keys::TASKS.to_owned(), now, &tasks).await?;
+        if self.worker_metrics {
+            // Per worker: core NATS (the metrics stream keeps them) and the bucket, many at once.
+            let mut puts = Vec::with_capacity(state.workers.len());
+            for (worker_id, worker) in &state.workers {
+                let payload = codec::encode(&Envelope::new(now, "processor", worker.metrics(worker_id, now, limits)))?;
+                self.context.client.publish(subjects.metrics_worker(worker_id), payload.clone()).await?;
+                puts.push((state_keys::worker(worker_id), payload));
+            }
+            let results: Vec<_> = futures::stream::iter(puts)
+                .map(|(key, payload)| async move { self.bucket.put(key, payload).await })
+                .buffer_unordered(KV_IN_FLIGHT)
+                .collect()
+                .await;
+            for result in results {
+                result.context("updating a worker's metrics in the state bucket")?;
+            }
+        }
+        for worker_id in retired {
+            self.bucket.delete(state_keys::worker(worker_id)).await.context("dropping a retired worker")?;
+        }
+        Ok(())
+    }
+
+    async fn publish<T: Serialize>(&self, subject: String, key: String, now: i64, value: &T) -> anyhow::Result<()> {
+        let envelope = Envelope::new(now, "processor", value);
         let payload = codec::encode(&envelope)?;
-        nats::publish_bytes(
-            &self.context.jetstream,
-            self.context.subjects.metrics_system(),
-            &envelope.id,
-            payload.clone(),
-        )
-        .await?
-        .await
-        .context("storing system metrics")?;
-        self.bucket.put(state_keys::SYSTEM, payload).await.context("updating the state bucket")?;
+        nats::publish_bytes(&self.context.jetstream, subject, &envelope.id, payload.clone())
+            .await?
+            .await
+            .context("storing metrics")?;
+        self.bucket.put(key, payload).await.context("updating the state bucket")?;
         Ok(())
     }
 }

@@ -1,36 +1,57 @@
 //! The fleet's state, folded from FLEET_EVENTS alone, and the metrics derived from it.
 //!
-//! `apply` is the only way the state changes, so replaying the same events from the same
-//! snapshot always gives the same state.
+//! `apply` is the only way events change the state, so replaying the same events from the
+//! same snapshot always gives the same state. `expire` ages things out by the clock; what
+//! ages out leaves its counts behind in aggregates. Formulas: docs/METRICS.md.
 
+use crate::window::{HourCounts, Last};
 use serde::{Deserialize, Serialize};
-use shared::event::{Capabilities, Event, ModelFamily, ReportedStatus};
-use shared::metrics::{Summary, SystemMetrics, TaskCounts, Utilisation, WorkerCounts};
-use std::collections::{BTreeMap, VecDeque};
+use shared::event::{Capabilities, Event, HardwareKind, ModelFamily, ReportedStatus};
+use shared::metrics::{
+    Compatibility, FaultTolerance, FinishedTask, GroupStats, Rate, Summary, SystemMetrics, TaskCounts, TaskMetrics,
+    Truncated, Utilisation, WorkerCounts, WorkerMetrics, WorkerStatus,
+};
+use std::collections::BTreeMap;
 
-/// Samples kept for the latency percentiles and the scheduling efficiency.
+/// Samples kept for the fleet's latency percentiles and scheduling efficiency.
 const WINDOW: usize = 1000;
+/// Samples kept per task group (family, model, hardware).
+const GROUP_WINDOW: usize = 200;
 /// Throughput counts completions over this much event time, ms.
-const THROUGHPUT_WINDOW_MS: i64 = 60_000;
-/// A failed task not retried within this long is dropped from the live set, ms.
-const FAILED_KEPT_MS: i64 = 10 * 60_000;
+const MINUTE_MS: i64 = 60_000;
+/// Finished tasks listed for an hour, failed ones for a day (both at most `max_tasks_tracked`).
+const COMPLETED_KEPT_MS: i64 = 3600 * 1000;
+const FAILED_KEPT_MS: i64 = 24 * 3600 * 1000;
+/// A failed task not retried within this long leaves the live set, ms.
+const RETRY_WAIT_MS: i64 = 10 * 60_000;
 
-/// Thresholds that turn raw figures into a worker status.
+/// Settings that turn raw figures into statuses and bound memory.
 #[derive(Debug, Clone)]
-pub struct Thresholds {
+pub struct Limits {
     /// No heartbeat for this long: disconnected, ms.
     pub lost_after_ms: i64,
+    /// No heartbeat for this long: retired, its series dropped, ms.
+    pub retire_after_ms: i64,
     /// CPU at or above this: overloaded, percent.
     pub overload_cpu_pct: f32,
+    /// Finished tasks listed (completed and failed, each).
+    pub max_tasks_tracked: usize,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FleetState {
     pub workers: BTreeMap<String, WorkerState>,
-    /// Tasks not yet finished (queued, assigned, running), and failed ones awaiting a retry.
+    /// Tasks not finished (queued, assigned, running) and failed ones awaiting a retry.
     pub tasks: BTreeMap<String, TaskState>,
     pub totals: Totals,
     pub recent: Recent,
+    /// Per `family:<f>`, `model:<m>`, `hardware:<h>`.
+    pub groups: BTreeMap<String, Group>,
+    /// Per `<hardware>/<family>`: finished runs and their durations.
+    pub pairs: BTreeMap<String, Pair>,
+    pub faults: Faults,
+    pub completed_tasks: Last<FinishedTask>,
+    pub failed_tasks: Last<FinishedTask>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +59,10 @@ pub struct WorkerState {
     pub capabilities: Option<Capabilities>,
     pub reported: ReportedStatus,
     pub last_seen: i64,
+    /// When it last (re)joined.
+    pub connected_since: i64,
+    /// Set while a coordinator reports it offline.
+    pub down_since: Option<i64>,
     pub cpu_pct: f32,
     pub memory_pct: f32,
     pub gpu_pct: Option<f32>,
@@ -46,6 +71,8 @@ pub struct WorkerState {
     pub queued_tasks: u32,
     pub completed: u64,
     pub failed: u64,
+    pub duration_ms_total: f64,
+    pub completions: HourCounts,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,9 +89,12 @@ pub struct TaskState {
     pub family: Option<ModelFamily>,
     pub priority: u8,
     pub status: TaskStatus,
+    /// When first queued (for the total time) and when last (re)queued (for queue time).
+    pub created_at: i64,
     pub queued_at: i64,
     pub started_at: Option<i64>,
     pub worker_id: Option<String>,
+    pub hardware: Option<HardwareKind>,
     pub changed_at: i64,
 }
 
@@ -77,20 +107,53 @@ pub struct Totals {
     pub retried: u64,
 }
 
-/// Bounded windows of recent samples.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recent {
-    pub completions: VecDeque<i64>,
-    pub queue_ms: VecDeque<f64>,
-    pub processing_ms: VecDeque<f64>,
-    pub best_fit: VecDeque<bool>,
+    pub completions: Last<i64>,
+    pub queue_ms: Last<f64>,
+    pub processing_ms: Last<f64>,
+    pub best_fit: Last<bool>,
 }
 
-fn push_bounded<T>(window: &mut VecDeque<T>, value: T) {
-    if window.len() == WINDOW {
-        window.pop_front();
+impl Default for Recent {
+    fn default() -> Self {
+        Self {
+            completions: Last::new(usize::MAX),
+            queue_ms: Last::new(WINDOW),
+            processing_ms: Last::new(WINDOW),
+            best_fit: Last::new(WINDOW),
+        }
     }
-    window.push_back(value);
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub completed: u64,
+    pub failed: u64,
+    pub completions: Last<i64>,
+    pub durations: Last<f64>,
+}
+
+impl Default for Group {
+    fn default() -> Self {
+        Self { completed: 0, failed: 0, completions: Last::new(usize::MAX), durations: Last::new(GROUP_WINDOW) }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Pair {
+    pub completed: u64,
+    pub failed: u64,
+    pub duration_ms_total: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Faults {
+    pub recovery_actions: u64,
+    pub recovery_actions_succeeded: u64,
+    pub outages: u64,
+    pub recoveries: u64,
+    pub downtime_ms_total: f64,
 }
 
 impl WorkerState {
@@ -99,6 +162,8 @@ impl WorkerState {
             capabilities: None,
             reported: ReportedStatus::Online,
             last_seen: time,
+            connected_since: time,
+            down_since: None,
             cpu_pct: 0.0,
             memory_pct: 0.0,
             gpu_pct: None,
@@ -107,15 +172,17 @@ impl WorkerState {
             queued_tasks: 0,
             completed: 0,
             failed: 0,
+            duration_ms_total: 0.0,
+            completions: HourCounts::default(),
         }
     }
 
-    pub fn status(&self, now: i64, thresholds: &Thresholds) -> WorkerStatus {
-        if self.reported == ReportedStatus::Offline || now - self.last_seen > thresholds.lost_after_ms {
+    pub fn status(&self, now: i64, limits: &Limits) -> WorkerStatus {
+        if self.reported == ReportedStatus::Offline || now - self.last_seen > limits.lost_after_ms {
             return WorkerStatus::Disconnected;
         }
         let slots = self.capabilities.as_ref().map_or(u32::MAX, |capabilities| capabilities.slots);
-        if self.cpu_pct >= thresholds.overload_cpu_pct || self.queued_tasks > slots {
+        if self.cpu_pct >= limits.overload_cpu_pct || self.queued_tasks > slots {
             WorkerStatus::Overloaded
         } else if self.running_tasks > 0 {
             WorkerStatus::Busy
@@ -123,25 +190,87 @@ impl WorkerState {
             WorkerStatus::Idle
         }
     }
+
+    /// Back from an outage (a registration or heartbeat after `offline`).
+    fn rejoin(&mut self, time: i64, faults: &mut Faults) {
+        if let Some(down_since) = self.down_since.take() {
+            faults.recoveries += 1;
+            faults.downtime_ms_total += (time - down_since).max(0) as f64;
+            self.connected_since = time;
+        }
+        self.reported = ReportedStatus::Online;
+    }
+
+    pub fn metrics(&self, worker_id: &str, now: i64, limits: &Limits) -> WorkerMetrics {
+        let status = self.status(now, limits);
+        let finished = self.completed + self.failed;
+        let success_rate = if finished == 0 { 1.0 } else { self.completed as f64 / finished as f64 };
+        // Health: success rate, scaled down by CPU past 80% (to half at 100%); 0 when gone.
+        let headroom = 1.0 - (f64::from(self.cpu_pct) - 80.0).clamp(0.0, 20.0) / 40.0;
+        let health_score = match status {
+            WorkerStatus::Disconnected => 0.0,
+            _ => 100.0 * success_rate * headroom,
+        };
+        WorkerMetrics {
+            time: now,
+            worker_id: worker_id.to_owned(),
+            status,
+            capabilities: self.capabilities.clone(),
+            cpu_pct: f64::from(self.cpu_pct),
+            gpu_pct: self.gpu_pct.map(f64::from),
+            memory_pct: f64::from(self.memory_pct),
+            network_pct: f64::from(self.network_pct),
+            active_tasks: u64::from(self.running_tasks),
+            queued_tasks: u64::from(self.queued_tasks),
+            completed: self.completed,
+            failed: self.failed,
+            mean_task_ms: if self.completed == 0 { 0.0 } else { self.duration_ms_total / self.completed as f64 },
+            tasks_per_hour: self.completions.last_hour(now) as f64,
+            success_rate,
+            health_score,
+            uptime_secs: match status {
+                WorkerStatus::Disconnected => 0.0,
+                _ => (now - self.connected_since).max(0) as f64 / 1000.0,
+            },
+            last_seen: self.last_seen,
+        }
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WorkerStatus {
-    Idle,
-    Busy,
-    Overloaded,
-    Disconnected,
+fn group_keys(task: &TaskState) -> impl Iterator<Item = String> {
+    let family = task.family.map(|family| format!("family:{}", family.as_str()));
+    let hardware = task.hardware.map(|hardware| format!("hardware:{}", hardware.as_str()));
+    [Some(format!("model:{}", task.model)), family, hardware].into_iter().flatten()
+}
+
+impl Default for FleetState {
+    fn default() -> Self {
+        Self::new(500)
+    }
 }
 
 impl FleetState {
-    /// Folds one event in, at its event time.
-    pub fn apply(&mut self, time: i64, event: &Event) {
+    pub fn new(max_tasks_tracked: usize) -> Self {
+        Self {
+            workers: BTreeMap::new(),
+            tasks: BTreeMap::new(),
+            totals: Totals::default(),
+            recent: Recent::default(),
+            groups: BTreeMap::new(),
+            pairs: BTreeMap::new(),
+            faults: Faults::default(),
+            completed_tasks: Last::new(max_tasks_tracked),
+            failed_tasks: Last::new(max_tasks_tracked),
+        }
+    }
+
+    /// Folds one event in, at its event time. Returns the task it finished, if any.
+    pub fn apply(&mut self, time: i64, event: &Event) -> Option<FinishedTask> {
         match event {
             Event::WorkerRegistered { worker_id, capabilities } => {
-                let worker = self.worker(worker_id, time);
+                let worker = self.workers.entry(worker_id.clone()).or_insert_with(|| WorkerState::new(time));
                 worker.capabilities = Some(capabilities.clone());
-                worker.reported = ReportedStatus::Online;
+                worker.rejoin(time, &mut self.faults);
                 worker.last_seen = worker.last_seen.max(time);
             }
             Event::Heartbeat {
@@ -154,8 +283,9 @@ impl FleetState {
                 queued_tasks,
                 ..
             } => {
-                let worker = self.worker(worker_id, time);
+                let worker = self.workers.entry(worker_id.clone()).or_insert_with(|| WorkerState::new(time));
                 if time >= worker.last_seen {
+                    worker.rejoin(time, &mut self.faults);
                     worker.last_seen = time;
                     worker.cpu_pct = *cpu_pct;
                     worker.memory_pct = *memory_pct;
@@ -163,12 +293,21 @@ impl FleetState {
                     worker.network_pct = *network_pct;
                     worker.running_tasks = *running_tasks;
                     worker.queued_tasks = *queued_tasks;
-                    if worker.reported == ReportedStatus::Offline {
-                        worker.reported = ReportedStatus::Online;
-                    }
                 }
             }
-            Event::WorkerStatusChanged { worker_id, status, .. } => self.worker(worker_id, time).reported = *status,
+            Event::WorkerStatusChanged { worker_id, status, .. } => {
+                let worker = self.workers.entry(worker_id.clone()).or_insert_with(|| WorkerState::new(time));
+                match status {
+                    ReportedStatus::Offline if worker.down_since.is_none() => {
+                        worker.down_since = Some(time);
+                        self.faults.outages += 1;
+                        worker.reported = ReportedStatus::Offline;
+                    }
+                    ReportedStatus::Offline => {}
+                    ReportedStatus::Online => worker.rejoin(time, &mut self.faults),
+                    ReportedStatus::Draining => worker.reported = ReportedStatus::Draining,
+                }
+            }
             Event::WorkerDeregistered { worker_id, .. } => {
                 self.workers.remove(worker_id);
             }
@@ -180,46 +319,83 @@ impl FleetState {
                         family: Some(*family),
                         priority: *priority,
                         status: TaskStatus::Queued,
+                        created_at: time,
                         queued_at: time,
                         started_at: None,
                         worker_id: None,
+                        hardware: None,
                         changed_at: time,
                     },
                 );
             }
             Event::TaskAssigned { task_id, worker_id, best_fit } => {
-                push_bounded(&mut self.recent.best_fit, *best_fit);
+                self.recent.best_fit.push(*best_fit);
+                let hardware = self.hardware_of(worker_id);
                 let task = self.task(task_id, time);
                 task.status = TaskStatus::Assigned;
                 task.worker_id = Some(worker_id.clone());
+                task.hardware = hardware;
             }
             Event::TaskStarted { task_id, worker_id } => {
+                let hardware = self.hardware_of(worker_id);
                 let task = self.task(task_id, time);
                 task.status = TaskStatus::Running;
                 task.worker_id = Some(worker_id.clone());
+                task.hardware = task.hardware.or(hardware);
                 task.started_at = Some(time);
                 let waited = (time - task.queued_at).max(0) as f64;
-                push_bounded(&mut self.recent.queue_ms, waited);
+                self.recent.queue_ms.push(waited);
             }
             Event::TaskCompleted { task_id, worker_id } => {
-                if let Some(task) = self.tasks.remove(task_id) {
-                    if let Some(started_at) = task.started_at {
-                        push_bounded(&mut self.recent.processing_ms, (time - started_at).max(0) as f64);
-                    }
-                }
+                let mut task = self.tasks.remove(task_id).unwrap_or_else(|| placeholder(time));
+                task.worker_id = Some(worker_id.clone());
+                task.hardware = task.hardware.or(self.hardware_of(worker_id));
+                let processing_ms = task.started_at.map_or(0.0, |started| (time - started).max(0) as f64);
                 self.totals.completed += 1;
-                push_bounded(&mut self.recent.completions, time);
+                self.recent.completions.push(time);
+                self.recent.processing_ms.push(processing_ms);
                 if let Some(worker) = self.workers.get_mut(worker_id) {
                     worker.completed += 1;
+                    worker.duration_ms_total += processing_ms;
+                    worker.completions.add(time);
                 }
+                for key in group_keys(&task) {
+                    let group = self.groups.entry(key).or_default();
+                    group.completed += 1;
+                    group.completions.push(time);
+                    group.durations.push(processing_ms);
+                }
+                if let Some(pair) = pair_key(&task) {
+                    let pair = self.pairs.entry(pair).or_default();
+                    pair.completed += 1;
+                    pair.duration_ms_total += processing_ms;
+                }
+                let finished = finished(task_id, &task, time, true, None);
+                self.completed_tasks.push(finished.clone());
+                return Some(finished);
             }
-            Event::TaskFailed { task_id, worker_id, .. } => {
+            Event::TaskFailed { task_id, worker_id, error } => {
                 self.totals.failed += 1;
-                let task = self.task(task_id, time);
-                task.status = TaskStatus::Failed;
+                let hardware = worker_id.as_deref().and_then(|id| self.hardware_of(id));
                 if let Some(worker) = worker_id.as_ref().and_then(|id| self.workers.get_mut(id)) {
                     worker.failed += 1;
                 }
+                let task = self.task(task_id, time);
+                task.status = TaskStatus::Failed;
+                task.hardware = task.hardware.or(hardware);
+                if worker_id.is_some() {
+                    task.worker_id = worker_id.clone();
+                }
+                let task = task.clone();
+                for key in group_keys(&task) {
+                    self.groups.entry(key).or_default().failed += 1;
+                }
+                if let Some(pair) = pair_key(&task) {
+                    self.pairs.entry(pair).or_default().failed += 1;
+                }
+                let finished = finished(task_id, &task, time, false, Some(error.clone()));
+                self.failed_tasks.push(finished.clone());
+                return Some(finished);
             }
             Event::TaskRetried { task_id, .. } => {
                 self.totals.retried += 1;
@@ -228,49 +404,63 @@ impl FleetState {
                 task.queued_at = time;
                 task.started_at = None;
                 task.worker_id = None;
+                task.hardware = None;
             }
             Event::TaskCancelled { task_id, .. } => {
                 self.totals.cancelled += 1;
                 self.tasks.remove(task_id);
             }
-            Event::ComponentStatus { .. } | Event::RecoveryAction { .. } => {}
+            Event::RecoveryAction { succeeded, .. } => {
+                self.faults.recovery_actions += 1;
+                if *succeeded {
+                    self.faults.recovery_actions_succeeded += 1;
+                }
+            }
+            Event::ComponentStatus { .. } => {}
         }
+        None
     }
 
-    fn worker(&mut self, worker_id: &str, time: i64) -> &mut WorkerState {
-        self.workers.entry(worker_id.to_owned()).or_insert_with(|| WorkerState::new(time))
+    fn hardware_of(&self, worker_id: &str) -> Option<HardwareKind> {
+        self.workers.get(worker_id)?.capabilities.as_ref().map(|capabilities| capabilities.hardware)
     }
 
     /// The task, or a placeholder when its `task_queued` is older than the stream.
     fn task(&mut self, task_id: &str, time: i64) -> &mut TaskState {
-        let task = self.tasks.entry(task_id.to_owned()).or_insert_with(|| TaskState {
-            model: "unknown".into(),
-            family: None,
-            priority: 0,
-            status: TaskStatus::Queued,
-            queued_at: time,
-            started_at: None,
-            worker_id: None,
-            changed_at: time,
-        });
+        let task = self.tasks.entry(task_id.to_owned()).or_insert_with(|| placeholder(time));
         task.changed_at = time;
         task
     }
 
-    /// Drops what has aged out of the windows and the live set.
-    pub fn expire(&mut self, now: i64) {
-        while self.recent.completions.front().is_some_and(|time| now - time > THROUGHPUT_WINDOW_MS) {
-            self.recent.completions.pop_front();
+    /// Ages out by the clock: the throughput windows, failed tasks never retried, old
+    /// finished-task lists, and workers silent past `retire_after_ms`. Returns the retired.
+    pub fn expire(&mut self, now: i64, limits: &Limits) -> Vec<String> {
+        let minute_ago = now - MINUTE_MS;
+        self.recent.completions.drop_while(|time| *time <= minute_ago);
+        for group in self.groups.values_mut() {
+            group.completions.drop_while(|time| *time <= minute_ago);
         }
-        self.tasks.retain(|_, task| task.status != TaskStatus::Failed || now - task.changed_at <= FAILED_KEPT_MS);
+        self.tasks.retain(|_, task| task.status != TaskStatus::Failed || now - task.changed_at <= RETRY_WAIT_MS);
+        self.completed_tasks.drop_while(|task| now - task.finished_at > COMPLETED_KEPT_MS);
+        self.failed_tasks.drop_while(|task| now - task.finished_at > FAILED_KEPT_MS);
+        let retired: Vec<String> = self
+            .workers
+            .iter()
+            .filter(|(_, worker)| now - worker.last_seen > limits.retire_after_ms)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &retired {
+            self.workers.remove(id);
+        }
+        retired
     }
 
-    pub fn system_metrics(&self, now: i64, events_seq: u64, thresholds: &Thresholds) -> SystemMetrics {
+    pub fn system_metrics(&self, now: i64, events_seq: u64, limits: &Limits) -> SystemMetrics {
         let mut workers = WorkerCounts::default();
         let (mut cpu, mut memory, mut network, mut gpu, mut gpu_workers) = (0.0, 0.0, 0.0, 0.0, 0u64);
         for worker in self.workers.values() {
             workers.total += 1;
-            match worker.status(now, thresholds) {
+            match worker.status(now, limits) {
                 WorkerStatus::Idle => workers.idle += 1,
                 WorkerStatus::Busy => workers.busy += 1,
                 WorkerStatus::Overloaded => workers.overloaded += 1,
@@ -305,13 +495,13 @@ impl FleetState {
                 TaskStatus::Failed => {}
             }
         }
-        let window_start = now - THROUGHPUT_WINDOW_MS;
+        let minute_ago = now - MINUTE_MS;
         let best_fit = self.recent.best_fit.iter().filter(|fit| **fit).count();
         SystemMetrics {
             time: now,
             workers,
             tasks,
-            throughput_per_min: self.recent.completions.iter().filter(|time| **time > window_start).count() as f64,
+            throughput_per_min: self.recent.completions.iter().filter(|time| **time > minute_ago).count() as f64,
             queue_time_ms: Summary::of(self.recent.queue_ms.iter().copied()),
             processing_time_ms: Summary::of(self.recent.processing_ms.iter().copied()),
             scheduling_efficiency: match self.recent.best_fit.len() {
@@ -327,6 +517,151 @@ impl FleetState {
             events_seq,
         }
     }
+
+    pub fn task_metrics(&self, now: i64, finished_since_tick: Vec<FinishedTask>, limits: &Limits) -> TaskMetrics {
+        // Live counts per group, from the live set (never truncated).
+        let mut live: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for task in self.tasks.values() {
+            for key in group_keys(task) {
+                let entry = live.entry(key).or_default();
+                match task.status {
+                    TaskStatus::Queued | TaskStatus::Assigned => entry.0 += 1,
+                    TaskStatus::Running => entry.1 += 1,
+                    TaskStatus::Failed => {}
+                }
+            }
+        }
+        let minute_ago = now - MINUTE_MS;
+        let mut keys: Vec<&String> = self.groups.keys().chain(live.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        let (mut by_family, mut by_model, mut by_hardware) = (Vec::new(), Vec::new(), Vec::new());
+        for key in keys {
+            let group = self.groups.get(key).cloned().unwrap_or_default();
+            let (queued, running) = live.get(key).copied().unwrap_or_default();
+            let finished = group.completed + group.failed;
+            let (kind, name) = key.split_once(':').unwrap_or(("model", key));
+            let stats = GroupStats {
+                key: name.to_owned(),
+                queued,
+                running,
+                completed: group.completed,
+                failed: group.failed,
+                throughput_per_min: group.completions.iter().filter(|time| **time > minute_ago).count() as f64,
+                success_rate: if finished == 0 { 1.0 } else { group.completed as f64 / finished as f64 },
+                duration_ms: Summary::of(group.durations.iter().copied()),
+            };
+            match kind {
+                "family" => by_family.push(stats),
+                "hardware" => by_hardware.push(stats),
+                _ => by_model.push(stats),
+            }
+        }
+        let rates = |stats: &[GroupStats]| -> Vec<Rate> {
+            stats
+                .iter()
+                .filter(|group| group.completed + group.failed > 0)
+                .map(|group| Rate {
+                    key: group.key.clone(),
+                    rate: group.failed as f64 / (group.completed + group.failed) as f64,
+                    failed: group.failed,
+                    runs: group.completed + group.failed,
+                })
+                .collect()
+        };
+        let faults = &self.faults;
+        TaskMetrics {
+            time: now,
+            compatibility: self.compatibility(),
+            fault_tolerance: FaultTolerance {
+                failure_rate_by_hardware: rates(&by_hardware),
+                failure_rate_by_model: rates(&by_model),
+                recovery_actions: faults.recovery_actions,
+                recovery_actions_succeeded: faults.recovery_actions_succeeded,
+                outages: faults.outages,
+                recoveries: faults.recoveries,
+                mean_time_to_recovery_ms: if faults.recoveries == 0 {
+                    0.0
+                } else {
+                    faults.downtime_ms_total / faults.recoveries as f64
+                },
+            },
+            by_family,
+            by_model,
+            by_hardware,
+            finished: Truncated::of(finished_since_tick.into_iter(), limits.max_tasks_tracked),
+            recent_failures: Truncated::of(self.failed_tasks.iter().rev().cloned(), 50),
+        }
+    }
+
+    /// Per hardware kind and family: success rate times relative speed (see METRICS.md).
+    fn compatibility(&self) -> Vec<Compatibility> {
+        let mean = |pair: &Pair| (pair.completed > 0).then(|| pair.duration_ms_total / pair.completed as f64);
+        let mut best_by_family: BTreeMap<&str, f64> = BTreeMap::new();
+        for (key, pair) in &self.pairs {
+            let Some((_, family)) = key.split_once('/') else { continue };
+            if let Some(mean) = mean(pair).filter(|mean| *mean > 0.0) {
+                let best = best_by_family.entry(family).or_insert(mean);
+                *best = best.min(mean);
+            }
+        }
+        let mut scores = Vec::new();
+        for (key, pair) in &self.pairs {
+            let Some((hardware, family)) = key.split_once('/') else { continue };
+            let (Some(hardware), Some(family)) = (parse_hardware(hardware), parse_family(family)) else { continue };
+            let runs = pair.completed + pair.failed;
+            let success = if runs == 0 { 0.0 } else { pair.completed as f64 / runs as f64 };
+            let speed = match (mean(pair), best_by_family.get(family.as_str())) {
+                (Some(mean), Some(best)) if mean > 0.0 => (best / mean).min(1.0),
+                _ => 1.0,
+            };
+            scores.push(Compatibility { hardware, family, score: 100.0 * success * speed, runs });
+        }
+        scores
+    }
+}
+
+fn placeholder(time: i64) -> TaskState {
+    TaskState {
+        model: "unknown".into(),
+        family: None,
+        priority: 0,
+        status: TaskStatus::Queued,
+        created_at: time,
+        queued_at: time,
+        started_at: None,
+        worker_id: None,
+        hardware: None,
+        changed_at: time,
+    }
+}
+
+fn pair_key(task: &TaskState) -> Option<String> {
+    Some(format!("{}/{}", task.hardware?.as_str(), task.family?.as_str()))
+}
+
+fn parse_hardware(name: &str) -> Option<HardwareKind> {
+    HardwareKind::ALL.into_iter().find(|kind| kind.as_str() == name)
+}
+
+fn parse_family(name: &str) -> Option<ModelFamily> {
+    ModelFamily::ALL.into_iter().find(|family| family.as_str() == name)
+}
+
+fn finished(task_id: &str, task: &TaskState, time: i64, succeeded: bool, error: Option<String>) -> FinishedTask {
+    let started = task.started_at.unwrap_or(time);
+    FinishedTask {
+        task_id: task_id.to_owned(),
+        model: task.model.clone(),
+        family: task.family,
+        worker_id: task.worker_id.clone(),
+        succeeded,
+        finished_at: time,
+        queue_ms: (started - task.queued_at).max(0) as f64,
+        processing_ms: (time - started).max(0) as f64,
+        total_ms: (time - task.created_at).max(0) as f64,
+        error,
+    }
 }
 
 #[cfg(test)]
@@ -334,7 +669,8 @@ mod tests {
     use super::*;
     use shared::event::HardwareKind;
 
-    const THRESHOLDS: Thresholds = Thresholds { lost_after_ms: 15_000, overload_cpu_pct: 90.0 };
+    const LIMITS: Limits =
+        Limits { lost_after_ms: 15_000, retire_after_ms: 60_000, overload_cpu_pct: 90.0, max_tasks_tracked: 10 };
 
     fn heartbeat(worker_id: &str, cpu_pct: f32, running_tasks: u32) -> Event {
         Event::Heartbeat {
@@ -415,7 +751,7 @@ mod tests {
         for (time, event) in lifecycle() {
             state.apply(time, &event);
         }
-        let metrics = state.system_metrics(10_000, 15, &THRESHOLDS);
+        let metrics = state.system_metrics(10_000, 15, &LIMITS);
         // a: busy (one task), b: overloaded (95% CPU), c: idle (registered at 0, no
         // heartbeat yet, still within the 15 s allowance).
         assert_eq!(
@@ -431,7 +767,7 @@ mod tests {
         assert_eq!(metrics.throughput_per_min, 1.0);
         assert_eq!(metrics.events_seq, 15);
 
-        let later = state.system_metrics(20_000, 15, &THRESHOLDS);
+        let later = state.system_metrics(20_000, 15, &LIMITS);
         assert_eq!(later.workers.disconnected, 3, "no heartbeat for over 15 s");
     }
 
