@@ -13,11 +13,14 @@ struct Cli {
     /// Metrics tick, ms, 100 or more [default: 1000]
     #[arg(long)]
     tick_ms: Option<u64>,
+    /// How often the state is snapshotted, s [default: 10]
+    #[arg(long)]
+    snapshot_every_secs: Option<u64>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut flags = Overrides::default();
-    flags.set("processor.tick_ms", cli.tick_ms);
+    flags.set("processor.tick_ms", cli.tick_ms).set("processor.snapshot_every_secs", cli.snapshot_every_secs);
     shared::service::main::<Processor>(&cli.common, flags)
 }

@@ -1,0 +1,209 @@
+//! The processor seen from outside: its metrics on the bus, in the state bucket and in the
+//! archive, and its state surviving a crash.
+
+use fleetwatch_tests::{NatsServer, ServiceProcess, wait_for};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use shared::{codec, now_ms};
+use std::collections::BTreeSet;
+
+async fn ingest(client: &async_nats::Client, events: &[Value]) {
+    let payload = bytes::Bytes::from(serde_json::to_vec(events).expect("json"));
+    let reply = wait_for("the collector to answer", || async {
+        client.request("fleet.ingest.test", payload.clone()).await.ok()
+    })
+    .await;
+    let answer: Value = serde_json::from_slice(&reply.payload).expect("json");
+    assert_eq!(answer["accepted"], events.len(), "{answer}");
+}
+
+/// A fleet's worth of events with fixed times: registrations, heartbeats, tasks that
+/// complete, fail, are retried and cancelled, an outage and a recovery.
+fn scripted_events(base: i64) -> Vec<Value> {
+    let mut events = Vec::new();
+    let workers = ["cpu-1", "cuda-1", "cuda-2", "tpu-1"];
+    for (index, worker) in workers.iter().enumerate() {
+        let hardware = worker.split('-').next().expect("kind");
+        events.push(json!({"type": "worker_registered", "worker_id": worker, "time": base,
+            "capabilities": {"hardware": hardware, "cpu_cores": 16, "memory_gb": 64, "slots": 2 + index, "tags": [hardware]}}));
+    }
+    let models =
+        [("bert-base", "text"), ("vit-large", "vision"), ("whisper-small", "audio"), ("clip-b32", "multimodal")];
+    for step in 0..60i64 {
+        let time = base + 100 + step * 200;
+        let worker = workers[step as usize % workers.len()];
+        events.push(json!({"type": "heartbeat", "worker_id": worker, "time": time, "cpu_pct": (step * 7 % 100) as f64,
+            "memory_pct": 40, "network_pct": 3, "running_tasks": step % 3, "queued_tasks": 0}));
+        let task = format!("t{step}");
+        let (model, family) = models[step as usize % models.len()];
+        events.push(json!({"type": "task_queued", "task_id": task, "model": model, "family": family, "priority": step % 10, "time": time}));
+        events.push(json!({"type": "task_assigned", "task_id": task, "worker_id": worker, "best_fit": step % 3 != 0, "time": time + 10}));
+        events.push(json!({"type": "task_started", "task_id": task, "worker_id": worker, "time": time + 20 + step}));
+        match step % 7 {
+            0 => {
+                events.push(json!({"type": "task_failed", "task_id": task, "worker_id": worker, "error": "oom", "time": time + 150}));
+                events.push(json!({"type": "task_retried", "task_id": task, "attempt": 1, "time": time + 151}));
+            }
+            1 => events
+                .push(json!({"type": "task_cancelled", "task_id": task, "reason": "superseded", "time": time + 90})),
+            _ => events.push(
+                json!({"type": "task_completed", "task_id": task, "worker_id": worker, "time": time + 100 + step * 3}),
+            ),
+        }
+        if step == 30 {
+            events.push(json!({"type": "worker_status_changed", "worker_id": "tpu-1", "status": "offline", "reason": "lost", "time": time}));
+            events.push(json!({"type": "recovery_action", "component": "coordinator", "action": "reassign_tasks", "target": "tpu-1", "succeeded": true, "time": time}));
+        }
+    }
+    events.push(json!({"type": "worker_registered", "worker_id": "tpu-1", "time": base + 13_000,
+        "capabilities": {"hardware": "tpu", "cpu_cores": 16, "memory_gb": 64, "slots": 4, "tags": []}}));
+    events
+}
+
+/// The processor's state and the sequence it reflects, once it has caught up with the stream.
+async fn caught_up_state(client: &async_nats::Client) -> Value {
+    let js = async_nats::jetstream::new(client.clone());
+    wait_for("the processor to fold every event", || async {
+        let last = js.get_stream("FLEET_EVENTS").await.ok()?.info().await.ok()?.state.last_sequence;
+        let reply = client.request("fleet.query.processor.state", bytes::Bytes::new()).await.ok()?;
+        let (seq, state): (u64, Value) = codec::decode(&reply.payload).ok()?;
+        (seq == last).then_some(state)
+    })
+    .await
+}
+
+async fn snapshot_seq(client: &async_nats::Client) -> Option<u64> {
+    let js = async_nats::jetstream::new(client.clone());
+    let store = js.get_object_store("FLEET_SNAPSHOTS").await.ok()?;
+    let mut object = store.get("processor").await.ok()?;
+    let mut bytes = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut object, &mut bytes).await.ok()?;
+    let snapshot: shared::snapshot::Snapshot<Value> = codec::decode(&bytes).ok()?;
+    Some(snapshot.seq)
+}
+
+#[tokio::test]
+async fn the_state_after_a_crash_and_restart_equals_a_run_without_one() {
+    // Recent enough that nothing ages out while both runs last.
+    let events = scripted_events(now_ms() - 20_000);
+    let (first, rest) = events.split_at(120);
+    let (second, third) = rest.split_at(rest.len() / 2);
+
+    let uninterrupted = {
+        let nats = NatsServer::start();
+        let _collector = ServiceProcess::start("collector", &nats, &["--demo-workers", "0", "--http-port", "0"]);
+        let _processor = ServiceProcess::start("processor", &nats, &["--tick-ms", "100"]);
+        let client = nats.client().await;
+        ingest(&client, &events).await;
+        caught_up_state(&client).await
+    };
+
+    let nats = NatsServer::start();
+    let _collector = ServiceProcess::start("collector", &nats, &["--demo-workers", "0", "--http-port", "0"]);
+    let mut processor = ServiceProcess::start("processor", &nats, &["--tick-ms", "100", "--snapshot-every-secs", "1"]);
+    let client = nats.client().await;
+    ingest(&client, first).await;
+    caught_up_state(&client).await;
+    wait_for("a snapshot of the first part", || async { snapshot_seq(&client).await.filter(|seq| *seq > 0) }).await;
+    ingest(&client, second).await;
+    caught_up_state(&client).await;
+    processor.kill();
+    ingest(&client, third).await;
+    let restarted_process =
+        ServiceProcess::start("processor", &nats, &["--tick-ms", "100", "--snapshot-every-secs", "1"]);
+    let restarted = caught_up_state(&client).await;
+    // It resumed from a snapshot, not from the beginning.
+    let log = restarted_process.log_text();
+    let resumed_from: u64 = log
+        .split("from_seq=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or_else(|| panic!("no replay line in the log:\n{log}"));
+    assert!(resumed_from > 1, "replayed from {resumed_from}");
+
+    assert_eq!(restarted, uninterrupted, "same events, same state, crash or not");
+    assert_eq!(restarted["totals"]["completed"], 42);
+    assert_eq!(restarted["faults"]["recoveries"], 1);
+}
+
+#[tokio::test]
+async fn every_metric_is_on_the_bus_in_the_bucket_and_in_the_archive() {
+    let nats = NatsServer::start();
+    let db = nats.dir.path().join("metrics.duckdb");
+    let _collector = ServiceProcess::start(
+        "collector",
+        &nats,
+        &["--demo-workers", "6", "--demo-tick-ms", "200", "--http-port", "0"],
+    );
+    let _processor = ServiceProcess::start("processor", &nats, &["--tick-ms", "200"]);
+    let mut archiver = ServiceProcess::start("archiver", &nats, &["--db-path", db.to_str().expect("utf-8")]);
+    let client = nats.client().await;
+    let mut metrics = client.subscribe("fleet.metrics.>").await.expect("subscribe");
+
+    let mut subjects = BTreeSet::new();
+    let mut finished_tasks = 0;
+    let seen = async {
+        while let Some(message) = metrics.next().await {
+            subjects.insert(message.subject.to_string());
+            if message.subject.as_str() == "fleet.metrics.tasks" {
+                let envelope: shared::Envelope<shared::metrics::TaskMetrics> =
+                    codec::decode_envelope(&message.payload).expect("task metrics");
+                finished_tasks += envelope.payload.finished.total;
+                let families: Vec<&str> = envelope.payload.by_family.iter().map(|group| group.key.as_str()).collect();
+                if finished_tasks > 0 && subjects.len() >= 8 && !families.is_empty() {
+                    return;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(fleetwatch_tests::DEADLINE, seen)
+        .await
+        .expect("metrics for the system, tasks and each worker");
+    assert!(subjects.contains("fleet.metrics.system"));
+    assert_eq!(subjects.iter().filter(|subject| subject.starts_with("fleet.metrics.worker.")).count(), 6);
+
+    let js = async_nats::jetstream::new(client.clone());
+    let bucket = js.get_key_value("FLEET_STATE").await.expect("state bucket");
+    let worker_key = subjects
+        .iter()
+        .find_map(|subject| subject.strip_prefix("fleet.metrics.").filter(|key| key.starts_with("worker.")));
+    for key in ["system", "tasks", worker_key.expect("a worker subject")] {
+        let value = bucket.get(key).await.expect("kv get").unwrap_or_else(|| panic!("{key} is in the bucket"));
+        assert!(!value.is_empty());
+    }
+    let worker: shared::Envelope<shared::metrics::WorkerMetrics> =
+        codec::decode_envelope(&bucket.get("worker.cpu-000").await.expect("get").expect("cpu-000"))
+            .expect("worker metrics");
+    assert!((0.0..=100.0).contains(&worker.payload.health_score));
+    assert!(worker.payload.capabilities.is_some());
+
+    // Let the archiver catch up with the metrics seen, then read the archive.
+    let stream_last =
+        js.get_stream("FLEET_METRICS").await.expect("stream").info().await.expect("info").state.last_sequence;
+    let mut health = client.subscribe("fleet.health.archiver").await.expect("subscribe");
+    let archived = async {
+        while let Some(message) = health.next().await {
+            let report: shared::health::HealthReport = codec::decode(&message.payload).expect("report");
+            if report.counters.get("archiver_messages_archived_total").copied().unwrap_or(0) >= stream_last {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(fleetwatch_tests::DEADLINE, archived).await.expect("archiver caught up");
+    assert!(archiver.stop());
+    let connection = duckdb::Connection::open(&db).expect("open");
+    for table in ["system_metrics", "worker_metrics", "task_metrics"] {
+        let rows: i64 =
+            connection.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| row.get(0)).expect("count");
+        assert!(rows > 0, "{table} has rows");
+    }
+    let workers: i64 = connection
+        .query_row(
+            "SELECT count(DISTINCT worker_id) FROM worker_metrics WHERE metric_name = 'health_score'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("count");
+    assert_eq!(workers, 6);
+}
