@@ -1,9 +1,10 @@
 //! The collector: the only writer of `<prefix>.events.>`.
 //!
-//! Sources (each can be switched on or off): the demo fleet, NATS ingest on
-//! `<prefix>.ingest.>` and HTTP push on `POST /ingest`. Every event passes
+//! Sources (each can be switched on or off, several at once): the demo fleet, NATS ingest
+//! on `<prefix>.ingest.>`, HTTP push on `POST /ingest` and a coordinator's REST API. Every event passes
 //! [`shared::ingest::validate`] and reaches FLEET_EVENTS through one [`Publisher`].
 
+mod coordinator;
 pub mod demo;
 mod http;
 mod ingest;
@@ -22,6 +23,7 @@ pub struct CollectorConfig {
     pub demo: demo::DemoConfig,
     pub ingest: ingest::IngestConfig,
     pub http: http::HttpConfig,
+    pub coordinator: coordinator::CoordinatorConfig,
 }
 
 pub struct Collector {
@@ -58,6 +60,10 @@ impl Service for Collector {
         }
         if let Some(subscriber) = self.ingest {
             tasks.spawn(ingest::run(self.context.clone(), subscriber, self.publisher.clone(), shutdown.clone()));
+        }
+        if let Some(url) = self.config.coordinator.url.clone() {
+            let config = self.config.coordinator.clone();
+            tasks.spawn(coordinator::run(config, url, self.context.clone(), self.publisher.clone(), shutdown.clone()));
         }
         if let Some(listener) = self.http {
             tasks.spawn(http::serve(

@@ -25,6 +25,12 @@ struct Cli {
     /// Port for HTTP ingest; 0 picks a free one [default: 8083]
     #[arg(long)]
     http_port: Option<u16>,
+    /// Poll this coordinator's REST API for workers and tasks (http://host:port)
+    #[arg(long)]
+    coordinator: Option<String>,
+    /// Coordinator poll interval, ms [default: 2000]
+    #[arg(long)]
+    coordinator_poll_ms: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -36,6 +42,8 @@ fn main() -> ExitCode {
         .set("collector.demo.seed", cli.demo_seed)
         .set("collector.demo.tick_ms", cli.demo_tick_ms)
         .set("collector.http.host", cli.http_host)
-        .set("collector.http.port", cli.http_port);
+        .set("collector.http.port", cli.http_port)
+        .set("collector.coordinator.url", cli.coordinator)
+        .set("collector.coordinator.poll_ms", cli.coordinator_poll_ms);
     shared::service::main::<Collector>(&cli.common, flags)
 }

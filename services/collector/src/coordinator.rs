@@ -1,0 +1,403 @@
+//! Coordinator poll: `--coordinator URL` reads a distributed-testing coordinator's REST API
+//! every `poll_ms` and turns what changed into events.
+//!
+//! Expected API (JSON; times are ms since the epoch or RFC 3339 strings; `?` optional):
+//! - `GET <url>/api/workers` -> `{"workers": [{"worker_id", "status": "active"|"idle"|"busy"|
+//!   "online"|"draining"|"offline", "hardware"?, "capabilities"?: {..}, "cpu_pct"?,
+//!   "memory_pct"?, "gpu_pct"?, "running_tasks"?, "queued_tasks"?}]}`
+//! - `GET <url>/api/tasks` -> `{"tasks": [{"task_id", "model", "family"?, "priority"?,
+//!   "status": "pending"|"queued"|"assigned"|"running"|"completed"|"failed"|"cancelled",
+//!   "worker_id"?, "created_at"?, "started_at"?, "completed_at"?, "error"?}]}`
+//!
+//! A worker that appears registers, one whose status changes reports it, one that goes away
+//! deregisters; utilisation figures become a heartbeat. A task moves along its lifecycle
+//! (queued, assigned, started, completed or failed; back to queued is a retry). Ids are
+//! derived from the coordinator's ids, so a re-poll within JetStream's 2-minute duplicate
+//! window stores nothing twice.
+
+use crate::publisher::Publisher;
+use serde::{Deserialize, Serialize};
+use shared::Envelope;
+use shared::event::{Capabilities, Event, HardwareKind, ModelFamily, ReportedStatus};
+use shared::ingest::validate;
+use shared::service::Context;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// `[collector.coordinator]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CoordinatorConfig {
+    /// Base URL of the coordinator (`http://coordinator:8080`); none turns polling off.
+    pub url: Option<String>,
+    /// How often to poll, ms. Default 2000.
+    pub poll_ms: u64,
+    /// Request timeout, ms. Default 5000.
+    pub timeout_ms: u64,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        Self { url: None, poll_ms: 2000, timeout_ms: 5000 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Workers {
+    workers: Vec<RemoteWorker>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RemoteWorker {
+    worker_id: String,
+    status: String,
+    hardware: Option<HardwareKind>,
+    capabilities: Option<Capabilities>,
+    cpu_pct: Option<f32>,
+    memory_pct: Option<f32>,
+    gpu_pct: Option<f32>,
+    network_pct: Option<f32>,
+    running_tasks: Option<u32>,
+    queued_tasks: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Tasks {
+    tasks: Vec<RemoteTask>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RemoteTask {
+    task_id: String,
+    model: String,
+    family: Option<ModelFamily>,
+    priority: Option<u8>,
+    status: String,
+    worker_id: Option<String>,
+    created_at: Option<Time>,
+    started_at: Option<Time>,
+    completed_at: Option<Time>,
+    error: Option<String>,
+}
+
+/// A time as the coordinator gives it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Time {
+    Millis(i64),
+    Text(String),
+}
+
+impl Time {
+    fn millis(&self) -> Option<i64> {
+        match self {
+            Self::Millis(ms) => Some(*ms),
+            Self::Text(text) => parse_rfc3339(text),
+        }
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fff][Z|±HH:MM]` to ms since the epoch (no offset means UTC).
+fn parse_rfc3339(text: &str) -> Option<i64> {
+    let number = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    let mut rest = &text[19..];
+    let mut millis = 0;
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let digits: String = fraction.chars().take_while(char::is_ascii_digit).collect();
+        millis = format!("{digits:0<3}")[..3].parse().ok()?;
+        rest = &fraction[digits.len()..];
+    }
+    let offset_minutes = match rest {
+        "" | "Z" | "z" => 0,
+        zone => {
+            let sign = if zone.starts_with('-') { -1 } else { 1 };
+            let hours: i64 = zone.get(1..3)?.parse().ok()?;
+            let minutes: i64 = zone.get(4..6)?.parse().ok()?;
+            sign * (hours * 60 + minutes)
+        }
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let shifted_year = if month <= 2 { year - 1 } else { year };
+    let era = shifted_year.div_euclid(400);
+    let year_of_era = shifted_year - era * 400;
+    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
+    Some(seconds * 1000 + millis)
+}
+
+/// Where a task stands on its lifecycle, in order.
+fn stage(status: &str) -> Option<u8> {
+    Some(match status {
+        "pending" | "queued" => 0,
+        "assigned" => 1,
+        "running" => 2,
+        "completed" | "failed" | "cancelled" => 3,
+        _ => return None,
+    })
+}
+
+fn reported(status: &str) -> ReportedStatus {
+    match status {
+        "offline" | "disconnected" | "lost" => ReportedStatus::Offline,
+        "draining" | "maintenance" => ReportedStatus::Draining,
+        _ => ReportedStatus::Online,
+    }
+}
+
+/// What the last poll saw, to diff the next one against.
+#[derive(Default)]
+pub struct Seen {
+    workers: BTreeMap<String, ReportedStatus>,
+    /// Task status and how many times it went back to the queue.
+    tasks: BTreeMap<String, (String, u32)>,
+}
+
+impl Seen {
+    /// The events that turn the last poll into this one, each with a derived id.
+    fn diff(&mut self, workers: Vec<RemoteWorker>, tasks: Vec<RemoteTask>, now: i64) -> Vec<Envelope<Event>> {
+        let mut events = Vec::new();
+        let mut push =
+            |id: String, time: i64, event: Event| events.push(Envelope::with_id(id, time, "coordinator", event));
+        let mut present = BTreeMap::new();
+        for worker in workers {
+            let status = reported(&worker.status);
+            let id = worker.worker_id.clone();
+            match self.workers.get(&id) {
+                None => {
+                    let capabilities = worker.capabilities.clone().unwrap_or(Capabilities {
+                        hardware: worker.hardware.unwrap_or(HardwareKind::Other),
+                        cpu_cores: 0,
+                        memory_gb: 0.0,
+                        gpu_model: None,
+                        gpu_memory_gb: None,
+                        slots: 1,
+                        tags: Vec::new(),
+                    });
+                    push(
+                        format!("coord-{id}-registered-{now}"),
+                        now,
+                        Event::WorkerRegistered { worker_id: id.clone(), capabilities },
+                    );
+                }
+                Some(previous) if *previous != status => push(
+                    format!("coord-{id}-status-{now}"),
+                    now,
+                    Event::WorkerStatusChanged {
+                        worker_id: id.clone(),
+                        status,
+                        reason: format!("coordinator reports {}", worker.status),
+                    },
+                ),
+                Some(_) => {}
+            }
+            if let (Some(cpu_pct), Some(memory_pct)) = (worker.cpu_pct, worker.memory_pct) {
+                push(
+                    format!("coord-{id}-heartbeat-{now}"),
+                    now,
+                    Event::Heartbeat {
+                        worker_id: id.clone(),
+                        cpu_pct,
+                        memory_pct,
+                        gpu_pct: worker.gpu_pct,
+                        gpu_memory_pct: None,
+                        network_pct: worker.network_pct.unwrap_or(0.0),
+                        running_tasks: worker.running_tasks.unwrap_or(0),
+                        queued_tasks: worker.queued_tasks.unwrap_or(0),
+                    },
+                );
+            }
+            present.insert(id, status);
+        }
+        for gone in self.workers.keys().filter(|id| !present.contains_key(*id)) {
+            push(
+                format!("coord-{gone}-deregistered-{now}"),
+                now,
+                Event::WorkerDeregistered {
+                    worker_id: gone.clone(),
+                    reason: "no longer listed by the coordinator".into(),
+                },
+            );
+        }
+        self.workers = present;
+
+        let mut listed = BTreeMap::new();
+        for task in tasks {
+            let Some(target) = stage(&task.status) else { continue };
+            let id = task.task_id.clone();
+            let (previous_status, mut retries) = self.tasks.get(&id).cloned().unwrap_or_default();
+            let mut from = match self.tasks.contains_key(&id) {
+                true => stage(&previous_status),
+                false => None,
+            };
+            if previous_status == task.status {
+                listed.insert(id, (task.status, retries));
+                continue;
+            }
+            if from == Some(3) && previous_status == "failed" && target < 3 {
+                retries += 1;
+                push(
+                    format!("coord-{id}-retried-{retries}"),
+                    now,
+                    Event::TaskRetried { task_id: id.clone(), attempt: retries },
+                );
+                from = Some(0);
+            }
+            let created = task.created_at.as_ref().and_then(Time::millis).unwrap_or(now);
+            let started = task.started_at.as_ref().and_then(Time::millis).unwrap_or(now);
+            let finished = task.completed_at.as_ref().and_then(Time::millis).unwrap_or(now);
+            let worker = task.worker_id.clone();
+            let key = |what: &str| format!("coord-{id}-{what}-{retries}");
+            if from.is_none() {
+                push(
+                    key("queued"),
+                    created,
+                    Event::TaskQueued {
+                        task_id: id.clone(),
+                        model: task.model.clone(),
+                        family: task.family.unwrap_or(ModelFamily::Text),
+                        priority: task.priority.unwrap_or(5).min(9),
+                    },
+                );
+            }
+            let reached = from.unwrap_or(0);
+            if let Some(worker_id) = worker.clone() {
+                if reached < 1 && target >= 1 && task.status != "cancelled" {
+                    push(
+                        key("assigned"),
+                        started.min(finished),
+                        Event::TaskAssigned { task_id: id.clone(), worker_id: worker_id.clone(), best_fit: true },
+                    );
+                }
+                if reached < 2 && target >= 2 && task.status != "cancelled" {
+                    push(key("started"), started, Event::TaskStarted { task_id: id.clone(), worker_id });
+                }
+            }
+            match task.status.as_str() {
+                "completed" => push(
+                    key("completed"),
+                    finished,
+                    Event::TaskCompleted { task_id: id.clone(), worker_id: worker.unwrap_or_default() },
+                ),
+                "failed" => push(
+                    key("failed"),
+                    finished,
+                    Event::TaskFailed {
+                        task_id: id.clone(),
+                        worker_id: worker,
+                        error: task.error.unwrap_or_else(|| "failed".into()),
+                    },
+                ),
+                "cancelled" => push(
+                    key("cancelled"),
+                    finished,
+                    Event::TaskCancelled { task_id: id.clone(), reason: "cancelled by the coordinator".into() },
+                ),
+                _ => {}
+            }
+            listed.insert(id, (task.status, retries));
+        }
+        self.tasks = listed;
+        events
+    }
+}
+
+pub async fn run(
+    config: CoordinatorConfig,
+    url: String,
+    context: Context,
+    publisher: Publisher,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let failures = context.counters.counter("collector_coordinator_poll_failures_total");
+    let invalid = context.counters.counter("collector_coordinator_invalid_total");
+    let client = reqwest::Client::builder().timeout(Duration::from_millis(config.timeout_ms)).build()?;
+    let base = url.trim_end_matches('/').to_owned();
+    let mut seen = Seen::default();
+    let mut interval = tokio::time::interval(Duration::from_millis(config.poll_ms.max(100)));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    info!(url = %base, "polling the coordinator");
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = interval.tick() => {}
+        }
+        let polled = async {
+            let workers: Workers =
+                client.get(format!("{base}/api/workers")).send().await?.error_for_status()?.json().await?;
+            let tasks: Tasks = client.get(format!("{base}/api/tasks")).send().await?.error_for_status()?.json().await?;
+            Ok::<_, reqwest::Error>((workers.workers, tasks.tasks))
+        };
+        let (workers, tasks) = match polled.await {
+            Ok(lists) => lists,
+            Err(err) => {
+                // The coordinator may be restarting: the next poll tries again.
+                failures.inc();
+                warn!(url = %base, error = %err, "coordinator poll failed");
+                continue;
+            }
+        };
+        let mut events = seen.diff(workers, tasks, shared::now_ms());
+        events.retain(|envelope| match validate(&envelope.payload) {
+            Ok(()) => true,
+            Err(err) => {
+                invalid.inc();
+                warn!(error = %err, event = envelope.payload.kind(), "coordinator sent an invalid item, skipped");
+                false
+            }
+        });
+        if let Err(err) = publisher.publish(events).await {
+            warn!(error = format!("{err:#}"), "coordinator events not stored; the next poll resends them");
+            seen = Seen::default();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_times() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("2025-03-15T12:30:45.5Z"), Some(1_742_041_845_500));
+        assert_eq!(parse_rfc3339("2025-03-15T14:30:45+02:00"), Some(1_742_041_845_000));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    fn task(status: &str) -> RemoteTask {
+        RemoteTask {
+            task_id: "t1".into(),
+            model: "vit-large".into(),
+            family: Some(ModelFamily::Vision),
+            priority: Some(7),
+            status: status.into(),
+            worker_id: Some("w1".into()),
+            created_at: Some(Time::Millis(1_000)),
+            started_at: None,
+            completed_at: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_task_walks_its_lifecycle_and_a_retry_starts_it_again() {
+        let mut seen = Seen::default();
+        let kinds = |events: Vec<Envelope<Event>>| events.into_iter().map(|e| e.payload.kind()).collect::<Vec<_>>();
+        assert_eq!(kinds(seen.diff(vec![], vec![task("queued")], 5)), ["task_queued"]);
+        assert!(seen.diff(vec![], vec![task("queued")], 6).is_empty(), "nothing changed");
+        assert_eq!(kinds(seen.diff(vec![], vec![task("running")], 7)), ["task_assigned", "task_started"]);
+        assert_eq!(kinds(seen.diff(vec![], vec![task("failed")], 8)), ["task_failed"]);
+        assert_eq!(
+            kinds(seen.diff(vec![], vec![task("running")], 9)),
+            ["task_retried", "task_assigned", "task_started"]
+        );
+        assert_eq!(kinds(seen.diff(vec![], vec![task("completed")], 10)), ["task_completed"]);
+    }
+}
