@@ -1,11 +1,13 @@
 //! The collector: the only writer of `<prefix>.events.>`.
 //!
 //! Sources (each can be switched on or off, several at once): the demo fleet, NATS ingest
-//! on `<prefix>.ingest.>`, HTTP push on `POST /ingest` and a coordinator's REST API. Every event passes
+//! on `<prefix>.ingest.>`, HTTP push on `POST /ingest`, a coordinator's REST API, and the host agent that reports this
+//! machine as a worker. Every event passes
 //! [`shared::ingest::validate`] and reaches FLEET_EVENTS through one [`Publisher`].
 
 mod coordinator;
 pub mod demo;
+mod host;
 mod http;
 mod ingest;
 mod publisher;
@@ -24,6 +26,7 @@ pub struct CollectorConfig {
     pub ingest: ingest::IngestConfig,
     pub http: http::HttpConfig,
     pub coordinator: coordinator::CoordinatorConfig,
+    pub host_agent: host::HostAgentConfig,
 }
 
 pub struct Collector {
@@ -64,6 +67,9 @@ impl Service for Collector {
         if let Some(url) = self.config.coordinator.url.clone() {
             let config = self.config.coordinator.clone();
             tasks.spawn(coordinator::run(config, url, self.context.clone(), self.publisher.clone(), shutdown.clone()));
+        }
+        if self.config.host_agent.enabled {
+            tasks.spawn(host::run(self.config.host_agent.clone(), self.publisher.clone(), shutdown.clone()));
         }
         if let Some(listener) = self.http {
             tasks.spawn(http::serve(

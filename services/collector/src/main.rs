@@ -31,6 +31,12 @@ struct Cli {
     /// Coordinator poll interval, ms [default: 2000]
     #[arg(long)]
     coordinator_poll_ms: Option<u64>,
+    /// Report this machine as a worker (CPU, memory, network; GPUs through NVML)
+    #[arg(long)]
+    host_agent: bool,
+    /// The host agent's worker id [default: the host name]
+    #[arg(long)]
+    host_worker_id: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -44,6 +50,8 @@ fn main() -> ExitCode {
         .set("collector.http.host", cli.http_host)
         .set("collector.http.port", cli.http_port)
         .set("collector.coordinator.url", cli.coordinator)
-        .set("collector.coordinator.poll_ms", cli.coordinator_poll_ms);
+        .set("collector.coordinator.poll_ms", cli.coordinator_poll_ms)
+        .set("collector.host_agent.enabled", cli.host_agent.then_some(true))
+        .set("collector.host_agent.worker_id", cli.host_worker_id);
     shared::service::main::<Collector>(&cli.common, flags)
 }
