@@ -33,10 +33,11 @@ test: build
         cargo test --workspace --no-fail-fast; \
     fi
 
-# Run the benchmarks (release build).
-bench: tools
+# Run the benchmarks (release build): pipeline throughput, then the scale ladder.
+bench *ladder: tools
     cargo build --release --workspace --bins
-    cargo run --release -p fleetwatch-tests --bin pipeline-bench -- --bin-dir "$CARGO_TARGET_DIR/release"
+    "$CARGO_TARGET_DIR/release/pipeline-bench"
+    "$CARGO_TARGET_DIR/release/ladder-bench" {{ladder}}
 
 # Format and lint.
 lint:

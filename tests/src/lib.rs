@@ -141,6 +141,11 @@ impl ServiceProcess {
         }
     }
 
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills it at once, as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
