@@ -10,7 +10,10 @@ use serde::de::DeserializeOwned;
 use shared::alert::{Alert, AlertState, FiringAlerts, Severity};
 use shared::event::{Capabilities, ComponentHealth, Event, HardwareKind, ModelFamily, ReportedStatus};
 use shared::health::HealthReport;
-use shared::metrics::{Summary, SystemMetrics, TaskCounts, Utilisation, WorkerCounts};
+use shared::metrics::{
+    Compatibility, FaultTolerance, FinishedTask, GroupStats, Rate, Summary, SystemMetrics, TaskCounts, TaskMetrics,
+    Truncated, Utilisation, WorkerCounts, WorkerMetrics, WorkerStatus,
+};
 use shared::{Envelope, codec};
 use std::fmt::Debug;
 use std::path::PathBuf;
@@ -128,6 +131,73 @@ fn metrics_alerts_and_health_decode() {
         events_seq: 123_456,
     };
     check("metrics-system", envelope("0193a8f0-0000-7000-8000-000000000002", "processor", system));
+    let worker = WorkerMetrics {
+        time: TIME,
+        worker_id: "cuda-007".into(),
+        status: WorkerStatus::Busy,
+        capabilities: None,
+        cpu_pct: 63.5,
+        gpu_pct: Some(82.0),
+        memory_pct: 48.0,
+        network_pct: 9.5,
+        active_tasks: 3,
+        queued_tasks: 1,
+        completed: 420,
+        failed: 7,
+        mean_task_ms: 4100.0,
+        tasks_per_hour: 310.0,
+        success_rate: 0.9836,
+        health_score: 98.36,
+        uptime_secs: 86_400.0,
+        last_seen: TIME - 400,
+    };
+    check("metrics-worker", envelope("0193a8f0-0000-7000-8000-000000000004", "processor", worker));
+    let vision = GroupStats {
+        key: "vision".into(),
+        queued: 5,
+        running: 12,
+        completed: 45,
+        failed: 2,
+        throughput_per_min: 9.0,
+        success_rate: 0.957,
+        duration_ms: Summary { count: 45, mean: 4000.0, p50: 3800.0, p95: 7000.0, p99: 9000.0 },
+    };
+    let failure = FinishedTask {
+        task_id: "t-42".into(),
+        model: "vit-large".into(),
+        family: Some(ModelFamily::Vision),
+        worker_id: Some("cuda-007".into()),
+        succeeded: false,
+        finished_at: TIME,
+        queue_ms: 1200.0,
+        processing_ms: 3000.0,
+        total_ms: 4200.0,
+        error: Some("CUDA out of memory".into()),
+    };
+    let tasks = TaskMetrics {
+        time: TIME,
+        by_family: vec![vision.clone()],
+        by_model: vec![GroupStats { key: "vit-large".into(), ..vision.clone() }],
+        by_hardware: vec![GroupStats { key: "cuda".into(), ..vision }],
+        compatibility: vec![Compatibility {
+            hardware: HardwareKind::Cuda,
+            family: ModelFamily::Vision,
+            score: 95.0,
+            runs: 47,
+        }],
+        fault_tolerance: FaultTolerance {
+            failure_rate_by_hardware: vec![Rate { key: "cuda".into(), rate: 0.043, failed: 2, runs: 47 }],
+            failure_rate_by_model: vec![Rate { key: "vit-large".into(), rate: 0.043, failed: 2, runs: 47 }],
+            recovery_actions: 3,
+            recovery_actions_succeeded: 3,
+            outages: 2,
+            recoveries: 1,
+            mean_time_to_recovery_ms: 45_000.0,
+        },
+        finished: Truncated { items: vec![failure.clone()], total: 1, truncated: false },
+        recent_failures: Truncated { items: vec![failure], total: 7, truncated: true },
+    };
+    check("metrics-tasks", envelope("0193a8f0-0000-7000-8000-000000000005", "processor", tasks));
     let alert = Alert {
         alert_id: format!("worker_overloaded-cpu-003-{TIME}"),
         rule: "worker_overloaded".into(),
