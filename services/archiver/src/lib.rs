@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 pub use store::Store;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// `[archiver]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,22 +130,59 @@ async fn archive(
         let mut fresh = Vec::with_capacity(chunk.len());
         let mut last = None;
         for message in chunk {
-            let message = message.map_err(|err| anyhow::anyhow!("reading {stream_name}: {err}"))?;
-            let seq = message.info().map_err(|err| anyhow::anyhow!("{err}"))?.stream_sequence;
-            if seq > offset {
-                fresh.push((seq, message.subject.to_string(), message.payload.clone()));
+            let message = match message {
+                Ok(message) => message,
+                Err(err) => {
+                    // Missed heartbeats and reconnects: the consumer carries on by itself.
+                    warn!(stream = %stream_name, error = %err, "pull consumer hiccup");
+                    continue;
+                }
+            };
+            let Ok(info) = message.info() else { continue };
+            if info.stream_sequence > offset {
+                fresh.push((info.stream_sequence, message.subject.to_string(), message.payload.clone()));
             }
             last = Some(message);
         }
         let Some(last) = last else { continue };
         if let Some(&(seq, _, _)) = fresh.last() {
             let batches = to_batches(which, &fresh, &skipped)?;
-            store.append(&stream_name, seq, batches).await?;
+            if !append_until_committed(&store, &stream_name, seq, batches, &shutdown).await {
+                return Ok(());
+            }
             archived.add(fresh.len() as u64);
             offset = seq;
         }
-        // AckPolicy::All: the last ack covers the chunk, and only after the commit.
-        last.ack().await.map_err(|err| anyhow::anyhow!("acking {stream_name}: {err}"))?;
+        // AckPolicy::All: the last ack covers the chunk, and only after the commit. A lost
+        // ack means a redelivery, which the offset check above skips.
+        if let Err(err) = last.ack().await {
+            warn!(stream = %stream_name, error = %err, "ack not sent; the chunk will be redelivered and skipped");
+        }
+    }
+}
+
+/// Commits a batch, retrying (backing off to 5 s) while DuckDB refuses it, for example on
+/// a full disk. Nothing is acked meanwhile, so nothing is lost. False if shutdown came first.
+async fn append_until_committed(
+    store: &Store,
+    stream_name: &str,
+    seq: u64,
+    batches: Vec<(&'static str, arrow::record_batch::RecordBatch)>,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match store.append(stream_name, seq, batches.clone()).await {
+            Ok(()) => return true,
+            Err(err) => {
+                error!(stream = %stream_name, seq, error = format!("{err:#}"), "archive write failed, retrying")
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 

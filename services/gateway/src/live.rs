@@ -64,17 +64,29 @@ impl Live {
         }
     }
 
-    /// Follows the state bucket (current values first, then changes) until shutdown.
+    /// Follows the state bucket (current values first, then changes) until shutdown. A watch
+    /// that ends (the server restarted) is opened again.
     pub async fn follow_state(self, context: Context, shutdown: CancellationToken) -> anyhow::Result<()> {
+        loop {
+            if let Err(err) = self.watch_state(&context, &shutdown).await {
+                warn!(error = format!("{err:#}"), "state bucket watch ended");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    async fn watch_state(&self, context: &Context, shutdown: &CancellationToken) -> anyhow::Result<()> {
         let bucket = shared::nats::state_bucket(&context.jetstream, &context.subjects).await?;
-        let mut entries = bucket.watch_with_history(">").await?;
+        let mut entries = bucket.watch_many_with_history([state_keys::SYSTEM, state_keys::ALERTS_FIRING]).await?;
         loop {
             let entry = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return Ok(()),
                 entry = entries.next() => match entry {
-                    Some(Ok(entry)) => entry,
-                    Some(Err(err)) => { warn!(error = %err, "state bucket watch error"); continue }
+                    Some(entry) => entry?,
                     None => return Ok(()),
                 },
             };

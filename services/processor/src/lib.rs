@@ -18,7 +18,7 @@ use shared::{Envelope, codec, nats, now_ms};
 pub use state::{FleetState, Limits};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 /// `[processor]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,6 +98,7 @@ impl Service for Processor {
         let ticks = context.counters.counter("processor_ticks_total");
         let tick_micros = context.counters.counter("processor_tick_micros_total");
         let retired = context.counters.counter("processor_workers_retired_total");
+        let tick_failures = context.counters.counter("processor_tick_failures_total");
         let mut finished: Vec<FinishedTask> = Vec::new();
         let mut tick = tokio::time::interval(Duration::from_millis(config.tick_ms));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -112,16 +113,22 @@ impl Service for Processor {
                     let now = now_ms();
                     let gone = state.expire(now, &limits);
                     retired.add(gone.len() as u64);
-                    publisher.tick(&state, now, feed.last_seq, std::mem::take(&mut finished), &gone, &limits).await?;
+                    let published = publisher.tick(&state, now, feed.last_seq, std::mem::take(&mut finished), &gone, &limits).await;
+                    if let Err(err) = published {
+                        // Metrics are derived: the next tick publishes the picture again.
+                        tick_failures.inc();
+                        warn!(error = format!("{err:#}"), "metrics tick not published");
+                    }
                     ticks.inc();
                     tick_micros.add(started.elapsed().as_micros() as u64);
                 }
-                _ = snapshot.tick() => feed.save(&state).await?,
-                Some(query) = queries.next() => {
-                    if let Some(reply) = query.reply {
-                        context.client.publish(reply, codec::encode(&(feed.last_seq, &state))?).await?;
+                _ = snapshot.tick() => {
+                    if let Err(err) = feed.save(&state).await {
+                        // The previous snapshot stands; a restart replays a longer tail.
+                        warn!(error = format!("{err:#}"), "snapshot not saved");
                     }
                 }
+                Some(query) = queries.next() => answer_state_query(&context, query, feed.last_seq, &state).await,
                 next = feed.next() => {
                     let Some(next) = next else { break };
                     let (_, envelope) = next?;
@@ -134,6 +141,22 @@ impl Service for Processor {
         }
         info!(seq = feed.last_seq, "saving the final snapshot");
         feed.save(&state).await
+    }
+}
+
+/// Answers `processor.state` with `[seq, state]`; a state too large for one message gets
+/// an error text instead (a query never stops the processor).
+async fn answer_state_query(context: &Context, query: async_nats::Message, seq: u64, state: &FleetState) {
+    let Some(reply) = query.reply else { return };
+    let payload = match codec::encode(&(seq, state)) {
+        Ok(payload) if payload.len() as u64 <= context.client.server_info().max_payload as u64 => payload,
+        Ok(payload) => {
+            format!("error: the state is {} bytes, over the server's max_payload", payload.len()).into_bytes().into()
+        }
+        Err(err) => format!("error: {err}").into_bytes().into(),
+    };
+    if let Err(err) = context.client.publish(reply, payload).await {
+        warn!(error = %err, "state query not answered");
     }
 }
 
