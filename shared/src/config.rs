@@ -116,7 +116,11 @@ impl Overrides {
 }
 
 /// Loads the shared sections and the service's own `section`.
-pub fn load<S>(section: &str, args: &CommonArgs, service_flags: Overrides) -> Result<(CommonConfig, S), figment::Error>
+pub fn load<S>(
+    section: &str,
+    args: &CommonArgs,
+    service_flags: Overrides,
+) -> Result<(CommonConfig, S), Box<figment::Error>>
 where
     S: Serialize + DeserializeOwned + Default,
 {
@@ -145,6 +149,7 @@ where
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment's own error
 mod tests {
     use super::*;
 
@@ -167,7 +172,7 @@ mod tests {
             let args = CommonArgs { prefix: Some("flagged".into()), debug: true, ..CommonArgs::default() };
             let mut flags = Overrides::default();
             flags.set("demo.name", Some("flag"));
-            let (common, demo): (CommonConfig, Demo) = load("demo", &args, flags)?;
+            let (common, demo): (CommonConfig, Demo) = load("demo", &args, flags).map_err(|err| *err)?;
             assert_eq!(common.nats.url, "nats://file:4222");
             assert_eq!(common.nats.prefix, "flagged");
             assert_eq!(common.log.level, "debug");

@@ -131,3 +131,41 @@ pub fn shutdown_on_signal() -> CancellationToken {
     });
     token
 }
+
+/// Waits for every task; the first failure cancels `shutdown` (so the others drain) and is
+/// what the service returns.
+pub async fn join_all(
+    mut tasks: tokio::task::JoinSet<anyhow::Result<()>>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let mut outcome = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined.map_err(anyhow::Error::from).and_then(|result| result);
+        if result.is_err() && outcome.is_ok() {
+            shutdown.cancel();
+            outcome = result;
+        }
+    }
+    outcome
+}
+
+/// Runs `attempt` until it succeeds, backing off from 100 ms to 5 s and logging each
+/// failure as `what`. Returns false if `shutdown` comes first.
+pub async fn retry_until_done<F, Fut>(what: &str, shutdown: &CancellationToken, mut attempt: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let mut delay = std::time::Duration::from_millis(100);
+    loop {
+        match attempt().await {
+            Ok(()) => return true,
+            Err(err) => tracing::warn!(error = format!("{err:#}"), "{what} failed, retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(std::time::Duration::from_secs(5));
+    }
+}

@@ -83,7 +83,8 @@ impl Service for Alerter {
                     let fresh_after = now_ms() - config.max_alert_age_secs as i64 * 1000;
                     for alert in changes.iter().filter(|_| envelope.time >= fresh_after) {
                         // An alert is never dropped: the feed waits until it is stored.
-                        if !publish_until_stored(&context, alert, &shutdown).await {
+                        let what = format!("publishing alert {}", alert.alert_id);
+                        if !shared::service::retry_until_done(&what, &shutdown, || publish(&context, alert)).await {
                             // No final snapshot: the restart replays this event and publishes it.
                             return Ok(());
                         }
@@ -96,24 +97,6 @@ impl Service for Alerter {
             }
         }
         feed.save(&state).await
-    }
-}
-
-/// Publishes until JetStream stores the alert, backing off to 5 s between tries. Returns
-/// false only when shutdown comes first (the alert is then republished after the restart,
-/// since the snapshot does not yet include its event).
-async fn publish_until_stored(context: &Context, alert: &Alert, shutdown: &CancellationToken) -> bool {
-    let mut delay = Duration::from_millis(100);
-    loop {
-        match publish(context, alert).await {
-            Ok(()) => return true,
-            Err(err) => warn!(alert = %alert.alert_id, error = format!("{err:#}"), "alert not stored yet, retrying"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return false,
-            _ = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 

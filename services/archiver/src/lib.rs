@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 pub use store::Store;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 /// `[archiver]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,14 +91,7 @@ impl Service for Archiver {
             ));
         }
         tasks.spawn(retention(self.store.clone(), self.config.retention_days, shutdown.clone()));
-        let mut outcome = Ok(());
-        while let Some(joined) = tasks.join_next().await {
-            let result = joined.map_err(anyhow::Error::from).and_then(|result| result);
-            if result.is_err() && outcome.is_ok() {
-                shutdown.cancel();
-                outcome = result;
-            }
-        }
+        let outcome = shared::service::join_all(tasks, &shutdown).await;
         self.store.close().await?;
         outcome
     }
@@ -147,7 +140,13 @@ async fn archive(
         let Some(last) = last else { continue };
         if let Some(&(seq, _, _)) = fresh.last() {
             let batches = to_batches(which, &fresh, &skipped)?;
-            if !append_until_committed(&store, &stream_name, seq, batches, &shutdown).await {
+            // While DuckDB refuses the batch (a full disk, say) nothing is acked, so nothing is lost.
+            let what = format!("archiving {stream_name} up to {seq}");
+            let committed = shared::service::retry_until_done(&what, &shutdown, || {
+                store.append(&stream_name, seq, batches.clone())
+            })
+            .await;
+            if !committed {
                 return Ok(());
             }
             archived.add(fresh.len() as u64);
@@ -158,31 +157,6 @@ async fn archive(
         if let Err(err) = last.ack().await {
             warn!(stream = %stream_name, error = %err, "ack not sent; the chunk will be redelivered and skipped");
         }
-    }
-}
-
-/// Commits a batch, retrying (backing off to 5 s) while DuckDB refuses it, for example on
-/// a full disk. Nothing is acked meanwhile, so nothing is lost. False if shutdown came first.
-async fn append_until_committed(
-    store: &Store,
-    stream_name: &str,
-    seq: u64,
-    batches: Vec<(&'static str, arrow::record_batch::RecordBatch)>,
-    shutdown: &CancellationToken,
-) -> bool {
-    let mut delay = Duration::from_millis(100);
-    loop {
-        match store.append(stream_name, seq, batches.clone()).await {
-            Ok(()) => return true,
-            Err(err) => {
-                error!(stream = %stream_name, seq, error = format!("{err:#}"), "archive write failed, retrying")
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return false,
-            _ = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 

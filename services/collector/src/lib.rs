@@ -80,15 +80,7 @@ impl Service for Collector {
                 shutdown.clone(),
             ));
         }
-        let mut outcome = Ok(());
-        while let Some(joined) = tasks.join_next().await {
-            let result = joined.map_err(anyhow::Error::from).and_then(|result| result);
-            if result.is_err() && outcome.is_ok() {
-                shutdown.cancel();
-                outcome = result;
-            }
-        }
-        outcome
+        shared::service::join_all(tasks, &shutdown).await
     }
 }
 

@@ -312,21 +312,9 @@ impl FleetState {
                 self.workers.remove(worker_id);
             }
             Event::TaskQueued { task_id, model, family, priority } => {
-                self.tasks.insert(
-                    task_id.clone(),
-                    TaskState {
-                        model: model.clone(),
-                        family: Some(*family),
-                        priority: *priority,
-                        status: TaskStatus::Queued,
-                        created_at: time,
-                        queued_at: time,
-                        started_at: None,
-                        worker_id: None,
-                        hardware: None,
-                        changed_at: time,
-                    },
-                );
+                let task =
+                    TaskState { model: model.clone(), family: Some(*family), priority: *priority, ..queued(time) };
+                self.tasks.insert(task_id.clone(), task);
             }
             Event::TaskAssigned { task_id, worker_id, best_fit } => {
                 self.recent.best_fit.push(*best_fit);
@@ -347,7 +335,7 @@ impl FleetState {
                 self.recent.queue_ms.push(waited);
             }
             Event::TaskCompleted { task_id, worker_id } => {
-                let mut task = self.tasks.remove(task_id).unwrap_or_else(|| placeholder(time));
+                let mut task = self.tasks.remove(task_id).unwrap_or_else(|| queued(time));
                 task.worker_id = Some(worker_id.clone());
                 task.hardware = task.hardware.or(self.hardware_of(worker_id));
                 let processing_ms = task.started_at.map_or(0.0, |started| (time - started).max(0) as f64);
@@ -427,7 +415,7 @@ impl FleetState {
 
     /// The task, or a placeholder when its `task_queued` is older than the stream.
     fn task(&mut self, task_id: &str, time: i64) -> &mut TaskState {
-        let task = self.tasks.entry(task_id.to_owned()).or_insert_with(|| placeholder(time));
+        let task = self.tasks.entry(task_id.to_owned()).or_insert_with(|| queued(time));
         task.changed_at = time;
         task
     }
@@ -621,7 +609,9 @@ impl FleetState {
     }
 }
 
-fn placeholder(time: i64) -> TaskState {
+/// A task just queued at `time`; `model: unknown` stands in when its `task_queued` is
+/// older than the stream.
+fn queued(time: i64) -> TaskState {
     TaskState {
         model: "unknown".into(),
         family: None,

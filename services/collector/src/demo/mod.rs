@@ -332,10 +332,9 @@ impl Fleet {
         let mut room: Vec<(HardwareKind, Vec<usize>)> =
             HardwareKind::ALL.iter().map(|kind| (*kind, Vec::new())).collect();
         for (index, worker) in self.workers.iter().enumerate() {
-            if worker.offline_until.is_none() && worker.tasks.len() < worker.slots * 2 {
-                if let Some((_, list)) = room.iter_mut().find(|(kind, _)| *kind == worker.hardware) {
-                    list.push(index);
-                }
+            let has_room = worker.offline_until.is_none() && worker.tasks.len() < worker.slots * 2;
+            if let Some((_, list)) = room.iter_mut().find(|(kind, _)| *kind == worker.hardware).filter(|_| has_room) {
+                list.push(index);
             }
         }
         for (_, list) in &mut room {
@@ -439,8 +438,8 @@ mod tests {
             shared::ingest::validate(event).expect("demo events are valid");
         }
         let count = |kind: &str| events.iter().filter(|(_, event)| event.kind() == kind).count();
-        assert_eq!(count("worker_registered") >= 24, true);
-        assert_eq!(count("heartbeat") > 24 * 500, true);
+        assert!(count("worker_registered") >= 24, "every worker registers");
+        assert!(count("heartbeat") > 24 * 500, "heartbeats every second");
         assert!(count("task_queued") > 100, "tasks arrive");
         assert!(count("task_completed") > 50, "tasks complete");
         assert!(count("task_failed") > 0, "some fail");
