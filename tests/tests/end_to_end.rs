@@ -47,6 +47,23 @@ async fn demo_workers_appear_in_the_status() {
     assert!(status["alerts"]["firing"].is_u64());
     assert_eq!(status["status"], "healthy");
 
+    let api = format!("http://127.0.0.1:{port}/api/metrics");
+    let worker =
+        wait_for("cpu-000's metrics over REST", || async { get_json(&format!("{api}/workers/cpu-000")).await }).await;
+    assert_eq!(worker["worker_id"], "cpu-000");
+    assert!(worker["health_score"].is_f64() && worker["capabilities"]["hardware"] == "cpu", "{worker}");
+    let listed = get_json(&format!("{api}/workers?limit=5")).await.expect("worker list");
+    assert_eq!((listed["items"].as_array().map(Vec::len), listed["total"].as_u64()), (Some(5), Some(24)));
+    assert_eq!(listed["truncated"], true);
+    let tasks = wait_for("task metrics over REST", || async { get_json(&format!("{api}/tasks")).await }).await;
+    assert!(tasks["by_family"].is_array() && tasks["fault_tolerance"].is_object(), "{tasks}");
+    for (path, code) in [("workers/no-such-worker", 404), ("workers/bad%20id", 400), ("workers?limit=0", 400)] {
+        let response = reqwest::get(format!("{api}/{path}")).await.expect("answer");
+        assert_eq!(response.status(), code, "{path}");
+        let body: Value = response.json().await.expect("json error");
+        assert!(body["error"].is_string(), "{path}: {body}");
+    }
+
     let page = reqwest::get(format!("http://127.0.0.1:{port}/")).await.expect("page").text().await.expect("text");
     assert!(page.contains("/ws/metrics"), "the overview page follows the WebSocket");
     let missing = reqwest::get(format!("http://127.0.0.1:{port}/api/nope")).await.expect("answer");

@@ -2,13 +2,16 @@
 
 use crate::live::{Live, Snapshot, Update};
 use axum::Router;
-use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use futures::StreamExt as _;
 use serde_json::{Value, json};
 use shared::alert::{AlertState, Severity};
+use shared::metrics::{TaskMetrics, WorkerMetrics};
+use shared::nats::state_keys;
 use shared::now_ms;
 use std::fmt::Write as _;
 use tokio::sync::broadcast::error::RecvError;
@@ -21,6 +24,9 @@ pub fn router(live: Live) -> Router {
         .route("/", get(overview))
         .route("/api/status", get(status))
         .route("/api/metrics/system", get(system_metrics))
+        .route("/api/metrics/tasks", get(task_metrics))
+        .route("/api/metrics/workers", get(worker_metrics_list))
+        .route("/api/metrics/workers/{worker_id}", get(worker_metrics))
         .route("/api/alerts", get(alerts))
         .route("/api/services", get(services))
         .route("/ws/metrics", get(websocket))
@@ -83,6 +89,84 @@ async fn system_metrics(State(live): State<Live>) -> Response {
         Some(system) => axum::Json(system).into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "error": "no metrics yet" }))).into_response(),
     }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({ "error": message }))).into_response()
+}
+
+/// The latest value of a state-bucket key, as JSON (the envelope's payload).
+async fn bucket_json<T: serde::de::DeserializeOwned + serde::Serialize>(
+    live: &Live,
+    key: &str,
+) -> Result<Value, Response> {
+    let Some(bucket) = &live.bucket else {
+        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "the state bucket is not open"));
+    };
+    let bytes = bucket
+        .get(key)
+        .await
+        .map_err(|err| error(StatusCode::SERVICE_UNAVAILABLE, &format!("reading the state bucket: {err}")))?
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, &format!("no metrics under {key:?} (yet)")))?;
+    let envelope = shared::codec::decode_envelope::<T>(&bytes)
+        .map_err(|err| error(StatusCode::INTERNAL_SERVER_ERROR, &format!("undecodable {key}: {err}")))?;
+    Ok(json!(envelope.payload))
+}
+
+/// `GET /api/metrics/tasks`: throughput, success and latency by family, model and hardware,
+/// compatibility and fault tolerance.
+async fn task_metrics(State(live): State<Live>) -> Response {
+    match bucket_json::<TaskMetrics>(&live, state_keys::TASKS).await {
+        Ok(value) => axum::Json(value).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// `GET /api/metrics/workers/{worker_id}`: one worker's latest metrics.
+async fn worker_metrics(State(live): State<Live>, Path(worker_id): Path<String>) -> Response {
+    if let Err(err) = shared::subjects::check_token("worker_id", &worker_id) {
+        return error(StatusCode::BAD_REQUEST, &err.to_string());
+    }
+    match bucket_json::<WorkerMetrics>(&live, &state_keys::worker(&worker_id)).await {
+        Ok(value) => axum::Json(value).into_response(),
+        Err(response) => response,
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    /// How many workers to return, 1 to 1000. Default 100.
+    limit: Option<usize>,
+}
+
+/// `GET /api/metrics/workers?limit=N`: workers' latest metrics, in id order, with the total
+/// and whether the list was cut.
+async fn worker_metrics_list(State(live): State<Live>, Query(query): Query<ListQuery>) -> Response {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return error(StatusCode::BAD_REQUEST, "limit must be between 1 and 1000");
+    }
+    let Some(bucket) = &live.bucket else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the state bucket is not open");
+    };
+    let keys = match bucket.keys().await {
+        Ok(keys) => keys,
+        Err(err) => return error(StatusCode::SERVICE_UNAVAILABLE, &format!("listing the state bucket: {err}")),
+    };
+    let mut workers: Vec<String> =
+        futures::StreamExt::filter_map(keys, |key| async move { key.ok().filter(|key| key.starts_with("worker.")) })
+            .collect::<Vec<_>>()
+            .await;
+    workers.sort();
+    let total = workers.len();
+    let mut items = Vec::with_capacity(limit.min(total));
+    for key in workers.iter().take(limit) {
+        // A worker retired between the listing and the read is simply left out.
+        if let Ok(value) = bucket_json::<WorkerMetrics>(&live, key).await {
+            items.push(value);
+        }
+    }
+    axum::Json(json!({ "items": items, "total": total, "truncated": total > limit })).into_response()
 }
 
 async fn alerts(State(live): State<Live>) -> axum::Json<Value> {
@@ -226,7 +310,7 @@ mod tests {
 
     #[tokio::test]
     async fn status_waits_for_data_then_shows_it() {
-        let live = Live::new(CancellationToken::new());
+        let live = Live::new(CancellationToken::new(), None);
         let (code, body) = get(&live, "/api/status").await;
         assert_eq!(code, StatusCode::OK);
         assert_eq!(body["status"], "waiting");
@@ -245,7 +329,7 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_paths_get_a_json_404() {
-        let (code, body) = get(&Live::new(CancellationToken::new()), "/api/nope").await;
+        let (code, body) = get(&Live::new(CancellationToken::new(), None), "/api/nope").await;
         assert_eq!(code, StatusCode::NOT_FOUND);
         assert!(body["error"].is_string());
     }

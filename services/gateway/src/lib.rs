@@ -44,7 +44,8 @@ impl Service for Gateway {
     }
 
     async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let live = Live::new(shutdown.clone());
+        let bucket = shared::nats::state_bucket(&self.context.jetstream, &self.context.subjects).await?;
+        let live = Live::new(shutdown.clone(), Some(bucket));
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(live.clone().follow_state(self.context.clone(), shutdown.clone()));
         tasks.spawn(live.clone().follow_bus(self.context.clone(), shutdown.clone()));

@@ -42,11 +42,13 @@ pub struct Live {
     pub updates: broadcast::Sender<Arc<str>>,
     /// Cancelled at shutdown, so WebSocket sessions end and the server can stop.
     pub closing: CancellationToken,
+    /// The state bucket, read on request for per-worker and per-task-type metrics.
+    pub bucket: Option<async_nats::jetstream::kv::Store>,
 }
 
 impl Live {
-    pub fn new(closing: CancellationToken) -> Self {
-        Self { snapshot: Arc::default(), updates: broadcast::channel(256).0, closing }
+    pub fn new(closing: CancellationToken, bucket: Option<async_nats::jetstream::kv::Store>) -> Self {
+        Self { snapshot: Arc::default(), updates: broadcast::channel(256).0, closing, bucket }
     }
 
     pub fn read(&self) -> std::sync::RwLockReadGuard<'_, Snapshot> {
