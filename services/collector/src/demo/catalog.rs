@@ -59,6 +59,18 @@ pub fn speed(hardware: HardwareKind, family: ModelFamily) -> f64 {
     }
 }
 
+/// The mean run time of this hardware over the model mix it can run, ms.
+pub fn mean_run_ms(hardware: HardwareKind) -> f64 {
+    let runnable = MODELS.iter().filter(|model| speed(hardware, model.family) > 0.0);
+    let (weighted, weights) = runnable.fold((0.0, 0.0), |(sum, weights), model| {
+        (
+            sum + f64::from(model.weight) * model.base_ms / speed(hardware, model.family),
+            weights + f64::from(model.weight),
+        )
+    });
+    if weights == 0.0 { f64::INFINITY } else { weighted / weights }
+}
+
 /// How much likelier a run fails here than on hardware that suits the family.
 pub fn fragility(hardware: HardwareKind, family: ModelFamily) -> f64 {
     use HardwareKind::*;

@@ -9,7 +9,7 @@
 mod catalog;
 mod rng;
 
-use catalog::{MODELS, Model, capabilities_of, fragility, hardware_of, speed};
+use catalog::{MODELS, Model, capabilities_of, fragility, hardware_of, mean_run_ms, speed};
 use rng::Rng;
 use serde::{Deserialize, Serialize};
 use shared::event::{ComponentHealth, Event, HardwareKind, ReportedStatus};
@@ -26,7 +26,8 @@ pub struct DemoConfig {
     pub seed: u64,
     /// How often the fleet moves and every worker sends a heartbeat, ms. Default 1000.
     pub tick_ms: u64,
-    /// Share of the fleet's slots the arriving work keeps busy on average. Default 0.8.
+    /// Arriving work as a share of what the fleet can run, outside bursts (bursts double
+    /// it for one minute in five, so queues build and drain). Default 0.7.
     pub target_load: f64,
     /// Chance per worker per second that it drops out. Default 0.0003.
     pub disconnect_rate: f64,
@@ -41,7 +42,7 @@ impl Default for DemoConfig {
             workers: 24,
             seed: 42,
             tick_ms: 1000,
-            target_load: 0.8,
+            target_load: 0.7,
             disconnect_rate: 0.0003,
             overload_rate: 0.0015,
         }
@@ -164,13 +165,18 @@ impl Fleet {
         }
     }
 
-    /// New tasks: enough on average to keep `target_load` of the slots busy, with a burst
-    /// of twice that for one minute in every five, so queues build and drain.
+    /// New tasks: `target_load` of what the online workers can finish per second (each
+    /// slot finishes one run of its hardware's mean length at a time), doubled for one
+    /// minute in every five, so queues build and drain.
     fn arrivals(&mut self, now: i64, elapsed_s: f64, events: &mut Vec<(i64, Event)>) {
-        let slots: usize = self.workers.iter().map(|worker| worker.slots).sum();
-        let mean_run_s = 8.0;
+        let capacity_per_s: f64 = self
+            .workers
+            .iter()
+            .filter(|worker| worker.offline_until.is_none())
+            .map(|worker| worker.slots as f64 * 1000.0 / mean_run_ms(worker.hardware))
+            .sum();
         let burst = if (now / 60_000) % 5 == 4 { 2.0 } else { 1.0 };
-        let lambda = slots as f64 * self.config.target_load / mean_run_s * elapsed_s * burst;
+        let lambda = capacity_per_s * self.config.target_load * elapsed_s * burst;
         let total_weight: u32 = MODELS.iter().map(|model| model.weight).sum();
         for _ in 0..self.rng.poisson(lambda) {
             let mut pick = self.rng.below(total_weight as usize) as u32;
@@ -446,5 +452,32 @@ mod tests {
         assert!(count("task_retried") > 0, "failures are retried");
         let hot = events.iter().any(|(_, event)| matches!(event, Event::Heartbeat { cpu_pct, .. } if *cpu_pct > 94.0));
         assert!(hot, "some worker runs hot within ten minutes");
+    }
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+
+    /// Queue length at the end of every minute, over `minutes`, for `workers`.
+    fn queue_by_minute(workers: usize, minutes: i64) -> Vec<usize> {
+        let start = 0;
+        let mut fleet = Fleet::new(DemoConfig { workers, ..DemoConfig::default() }, start);
+        let mut lengths = Vec::new();
+        for second in 0..minutes * 60 {
+            fleet.step(start + second * 1000);
+            if second % 60 == 59 {
+                lengths.push(fleet.queue.len());
+            }
+        }
+        lengths
+    }
+
+    #[test]
+    fn queues_build_in_bursts_and_drain_after() {
+        let lengths = queue_by_minute(200, 10);
+        // Minute 4 (index 4) is a burst.
+        assert!(lengths[4] > 3 * lengths[3].max(5), "the burst builds a queue: {lengths:?}");
+        assert!(lengths[7] * 4 < lengths[4], "it drains within three minutes: {lengths:?}");
     }
 }
