@@ -207,3 +207,37 @@ async fn every_metric_is_on_the_bus_in_the_bucket_and_in_the_archive() {
         .expect("count");
     assert_eq!(workers, 6);
 }
+
+#[tokio::test]
+async fn an_undecodable_event_is_dead_lettered_and_the_processor_carries_on() {
+    let nats = NatsServer::start();
+    let _collector = ServiceProcess::start("collector", &nats, &["--demo-workers", "0", "--http-port", "0"]);
+    let _processor = ServiceProcess::start("processor", &nats, &["--tick-ms", "100"]);
+    let client = nats.client().await;
+    let base = now_ms() - 5_000;
+    ingest(&client, &scripted_events(base)[..4]).await;
+    // A producer that bypasses the collector and writes garbage straight into the stream.
+    let js = async_nats::jetstream::new(client.clone());
+    js.publish("fleet.events.worker.cpu-1", bytes::Bytes::from_static(b"\x93not an envelope"))
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    ingest(
+        &client,
+        &[json!({"type": "worker_deregistered", "worker_id": "cpu-1", "reason": "scaled in", "time": base + 100})],
+    )
+    .await;
+
+    let state = caught_up_state(&client).await;
+    assert!(state["workers"].get("cpu-1").is_none(), "the event after the garbage was applied");
+    assert_eq!(state["workers"].as_object().map(|workers| workers.len()), Some(3));
+    let dead = js.get_stream("FLEET_DEADLETTER").await.expect("dead letters");
+    let letter = wait_for("the dead letter", || async {
+        dead.get_last_raw_message_by_subject("fleet.deadletter.processor").await.ok()
+    })
+    .await;
+    assert_eq!(letter.payload.as_ref(), b"\x93not an envelope", "the original bytes are kept");
+    let reason = letter.headers.get("Fleetwatch-Reason").map(|value| value.to_string()).unwrap_or_default();
+    assert!(reason.contains("seq 5") && reason.contains("malformed"), "{reason}");
+}

@@ -762,6 +762,39 @@ mod tests {
     }
 
     #[test]
+    fn silent_workers_go_lost_then_retired_and_finished_tasks_stay_bounded() {
+        let mut state = FleetState::new(LIMITS.max_tasks_tracked);
+        state.apply(0, &registered("a"));
+        state.apply(0, &registered("b"));
+        state.apply(50_000, &heartbeat("b", 10.0, 0));
+        for n in 0..30 {
+            let task_id = format!("t{n}");
+            state.apply(
+                1_000,
+                &Event::TaskQueued {
+                    task_id: task_id.clone(),
+                    model: "bert-base".into(),
+                    family: ModelFamily::Text,
+                    priority: 1,
+                },
+            );
+            state.apply(2_000, &Event::TaskStarted { task_id: task_id.clone(), worker_id: "b".into() });
+            state.apply(3_000, &Event::TaskCompleted { task_id, worker_id: "b".into() });
+        }
+        assert_eq!(state.completed_tasks.len(), LIMITS.max_tasks_tracked, "the list is capped");
+        let tasks = state.task_metrics(50_000, Vec::new(), &LIMITS);
+        let text = tasks.by_family.iter().find(|group| group.key == "text").expect("text group");
+        assert_eq!(text.completed, 30, "counts come from aggregates, not the capped list");
+
+        // a: silent since 0. At 20 s it is lost (15 s), at 61 s retired (60 s); b lives on.
+        assert_eq!(state.workers["a"].status(20_000, &LIMITS), WorkerStatus::Disconnected);
+        assert!(state.expire(20_000, &LIMITS).is_empty());
+        assert_eq!(state.expire(61_000, &LIMITS), vec!["a".to_owned()]);
+        assert_eq!(state.workers.keys().collect::<Vec<_>>(), ["b"]);
+        assert_eq!(state.system_metrics(61_000, 0, &LIMITS).workers.total, 1);
+    }
+
+    #[test]
     fn a_snapshot_round_trip_then_the_tail_equals_one_uninterrupted_run() {
         let events = lifecycle();
         let mut whole = FleetState::default();
