@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use futures::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 pub struct EventFeed {
     context: Context,
@@ -79,7 +79,8 @@ impl EventFeed {
                         message.payload.clone(),
                     );
                     if let Err(err) = dead_letter.await {
-                        return Some(Err(err));
+                        // The bytes stay in the events stream itself; nothing is lost.
+                        warn!(seq, error = format!("{err:#}"), "dead letter not stored");
                     }
                 }
             }

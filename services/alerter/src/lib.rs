@@ -75,7 +75,15 @@ impl Service for Alerter {
                 }
                 next = feed.next() => {
                     let Some(next) = next else { break };
-                    let (_, envelope) = next?;
+                    let envelope = match next {
+                        Ok((_, envelope)) => envelope,
+                        Err(err) => {
+                            // The ordered consumer re-creates itself; wait a moment and go on.
+                            warn!(error = format!("{err:#}"), "reading the events stream");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    };
                     let changes = state.apply(&config.worker_overloaded, envelope.time, &envelope.payload);
                     if changes.is_empty() {
                         continue;

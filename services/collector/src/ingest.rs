@@ -120,7 +120,7 @@ pub async fn run(
                 dead.inc();
                 debug!(subject = %message.subject, reason = %rejection.reason, "ingest message dead-lettered");
                 let reason = format!("event {}: {}", rejection.index, rejection.reason);
-                nats::dead_letter(
+                let stored = nats::dead_letter(
                     &context.jetstream,
                     &context.subjects,
                     "collector",
@@ -128,7 +128,11 @@ pub async fn run(
                     &message.subject,
                     message.payload.clone(),
                 )
-                .await?;
+                .await;
+                if let Err(err) = stored {
+                    // Still counted and logged; a requester is told the reason below.
+                    warn!(error = format!("{err:#}"), reason = %reason, "dead letter not stored");
+                }
             }
             outcomes.push(Outcome { accepted: accepted.len(), rejected });
             envelopes.extend(accepted);
@@ -143,7 +147,9 @@ pub async fn run(
                 Ok(()) => serde_json::to_vec(&outcome)?,
                 Err(err) => serde_json::to_vec(&serde_json::json!({ "error": format!("not stored: {err:#}") }))?,
             };
-            context.client.publish(reply.clone(), answer.into()).await?;
+            if let Err(err) = context.client.publish(reply.clone(), answer.into()).await {
+                warn!(error = %err, "ingest reply not sent");
+            }
         }
     }
     // Drain: stop taking new messages, handle none after shutdown; core NATS holds no

@@ -1,8 +1,8 @@
 //! The collector: the only writer of `<prefix>.events.>`.
 //!
 //! Sources (each can be switched on or off, several at once): the demo fleet, NATS ingest
-//! on `<prefix>.ingest.>`, HTTP push on `POST /ingest`, a coordinator's REST API, and the host agent that reports this
-//! machine as a worker. Every event passes
+//! on `<prefix>.ingest.>`, HTTP push on `POST /ingest`, a coordinator's REST API, and the
+//! host agent that reports this machine as a worker. Every event passes
 //! [`shared::ingest::validate`] and reaches FLEET_EVENTS through one [`Publisher`].
 
 mod coordinator;

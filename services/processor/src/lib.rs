@@ -131,7 +131,15 @@ impl Service for Processor {
                 Some(query) = queries.next() => answer_state_query(&context, query, feed.last_seq, &state).await,
                 next = feed.next() => {
                     let Some(next) = next else { break };
-                    let (_, envelope) = next?;
+                    let envelope = match next {
+                        Ok((_, envelope)) => envelope,
+                        Err(err) => {
+                            // The ordered consumer re-creates itself; wait a moment and go on.
+                            warn!(error = format!("{err:#}"), "reading the events stream");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    };
                     if let Some(task) = state.apply(envelope.time, &envelope.payload) {
                         finished.push(task);
                     }
