@@ -9,7 +9,7 @@ use async_nats::{HeaderMap, header::NATS_MESSAGE_ID};
 use bytes::Bytes;
 use serde::Serialize;
 use std::time::Duration;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 /// Connects with a connection name, endless reconnects and logged connection events.
 /// The first connection is retried until `connect_timeout_secs` runs out, so services may
@@ -27,7 +27,7 @@ pub async fn connect(config: &NatsConfig, service: &str) -> anyhow::Result<async
                     async_nats::Event::Disconnected => warn!("nats disconnected, reconnecting"),
                     async_nats::Event::ServerError(err) => warn!(error = %err, "nats server error"),
                     async_nats::Event::SlowConsumer(sid) => warn!(sid, "nats slow consumer, messages dropped"),
-                    async_nats::Event::Closed => error!("nats connection closed"),
+                    async_nats::Event::Closed => info!("nats connection closed"),
                     other => info!(event = %other, "nats event"),
                 }
             });
