@@ -4,6 +4,7 @@
 //! (`system`, `tasks`, `worker.<id>`). It answers `<prefix>.query.processor.state` with its
 //! whole state (MessagePack), for tests and debugging.
 
+mod derive;
 mod state;
 mod window;
 
