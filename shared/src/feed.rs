@@ -52,20 +52,29 @@ impl EventFeed {
     }
 
     /// The next event and its stream sequence. An event that does not decode is
-    /// dead-lettered, counted and skipped. `None` when the feed ends.
-    pub async fn next(&mut self) -> Option<anyhow::Result<(u64, Envelope<Event>)>> {
+    /// dead-lettered, counted and skipped. A read error (the server restarting, say) is
+    /// logged and the read goes on after a moment: the ordered consumer re-creates itself.
+    /// `None` when the feed ends.
+    pub async fn next(&mut self) -> Option<(u64, Envelope<Event>)> {
         loop {
             let message = match self.messages.next().await? {
                 Ok(message) => message,
-                Err(err) => return Some(Err(anyhow::Error::from(err).context("reading the events stream"))),
+                Err(err) => {
+                    warn!(service = self.service, error = %err, "reading the events stream");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             let seq = match message.info() {
                 Ok(info) => info.stream_sequence,
-                Err(err) => return Some(Err(anyhow::anyhow!("message without stream info: {err}"))),
+                Err(err) => {
+                    warn!(service = self.service, error = %err, "event without stream info skipped");
+                    continue;
+                }
             };
             self.last_seq = seq;
             match codec::decode_envelope::<Event>(&message.payload) {
-                Ok(envelope) => return Some(Ok((seq, envelope))),
+                Ok(envelope) => return Some((seq, envelope)),
                 Err(err) => {
                     self.undecodable.inc();
                     error!(seq, subject = %message.subject, error = %err, "undecodable event skipped");
@@ -84,6 +93,14 @@ impl EventFeed {
                     }
                 }
             }
+        }
+    }
+
+    /// The periodic snapshot: a failure is logged and the previous snapshot stands (a
+    /// restart then replays a longer tail).
+    pub async fn checkpoint<T: Serialize>(&mut self, state: &T) {
+        if let Err(err) = self.save(state).await {
+            warn!(error = format!("{err:#}"), "snapshot not saved");
         }
     }
 

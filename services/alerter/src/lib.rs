@@ -68,22 +68,9 @@ impl Service for Alerter {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                _ = snapshot.tick() => {
-                    if let Err(err) = feed.save(&state).await {
-                        warn!(error = format!("{err:#}"), "snapshot not saved");
-                    }
-                }
+                _ = snapshot.tick() => feed.checkpoint(&state).await,
                 next = feed.next() => {
-                    let Some(next) = next else { break };
-                    let envelope = match next {
-                        Ok((_, envelope)) => envelope,
-                        Err(err) => {
-                            // The ordered consumer re-creates itself; wait a moment and go on.
-                            warn!(error = format!("{err:#}"), "reading the events stream");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                            continue;
-                        }
-                    };
+                    let Some((_, envelope)) = next else { break };
                     let changes = state.apply(&config.worker_overloaded, envelope.time, &envelope.payload);
                     if changes.is_empty() {
                         continue;

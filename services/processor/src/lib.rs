@@ -123,24 +123,10 @@ impl Service for Processor {
                     ticks.inc();
                     tick_micros.add(started.elapsed().as_micros() as u64);
                 }
-                _ = snapshot.tick() => {
-                    if let Err(err) = feed.save(&state).await {
-                        // The previous snapshot stands; a restart replays a longer tail.
-                        warn!(error = format!("{err:#}"), "snapshot not saved");
-                    }
-                }
+                _ = snapshot.tick() => feed.checkpoint(&state).await,
                 Some(query) = queries.next() => answer_state_query(&context, query, feed.last_seq, &state).await,
                 next = feed.next() => {
-                    let Some(next) = next else { break };
-                    let envelope = match next {
-                        Ok((_, envelope)) => envelope,
-                        Err(err) => {
-                            // The ordered consumer re-creates itself; wait a moment and go on.
-                            warn!(error = format!("{err:#}"), "reading the events stream");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                            continue;
-                        }
-                    };
+                    let Some((_, envelope)) = next else { break };
                     if let Some(task) = state.apply(envelope.time, &envelope.payload) {
                         finished.push(task);
                     }
