@@ -207,3 +207,21 @@ pub async fn get_json(url: &str) -> Option<serde_json::Value> {
     }
     response.json().await.ok()
 }
+
+/// Waits until a running instance of `service` reports `counter` at `at_least` or more on
+/// `fleet.health.<service>` (a fresh subscription: only reports from now on count).
+pub async fn wait_for_counter(client: &async_nats::Client, service: &str, counter: &str, at_least: u64) {
+    use futures::StreamExt;
+    let mut health = client.subscribe(format!("fleet.health.{service}")).await.expect("subscribe to health reports");
+    let reached = async {
+        while let Some(message) = health.next().await {
+            let report: shared::health::HealthReport = shared::codec::decode(&message.payload).expect("health report");
+            if report.counters.get(counter).copied().unwrap_or(0) >= at_least {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, reached)
+        .await
+        .unwrap_or_else(|_| panic!("{service} did not report {counter} >= {at_least} within {DEADLINE:?}"));
+}

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use fleetwatch_tests::{NatsServer, ServiceProcess, wait_for};
+use fleetwatch_tests::{NatsServer, ServiceProcess, wait_for_counter};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use shared::event::Event;
@@ -85,13 +85,7 @@ async fn a_polled_coordinator_becomes_events() {
 
     // A coordinator that errors for a while loses nothing once it answers again.
     coordinator.lock().expect("lock").2 = false;
-    wait_for("a failed poll to be counted", || async {
-        let mut health = client.subscribe("fleet.health.collector").await.ok()?;
-        let message = tokio::time::timeout(std::time::Duration::from_secs(5), health.next()).await.ok()??;
-        let report: shared::health::HealthReport = codec::decode(&message.payload).ok()?;
-        (report.counters.get("collector_coordinator_poll_failures_total").copied().unwrap_or(0) > 0).then_some(())
-    })
-    .await;
+    wait_for_counter(&client, "collector", "collector_coordinator_poll_failures_total", 1).await;
     *coordinator.lock().expect("lock") = (json!([]), json!([task("completed")]), true);
     let finished = next_events(&mut events, 2).await;
     let kinds: Vec<&str> = finished.iter().map(|(_, event)| event.kind()).collect();

@@ -1,7 +1,7 @@
 //! What a user sees, end to end: real nats-server, the services as processes, a real
 //! DuckDB file, HTTP and WebSocket clients.
 
-use fleetwatch_tests::{NatsServer, ServiceProcess, free_port, get_json, wait_for};
+use fleetwatch_tests::{NatsServer, ServiceProcess, free_port, get_json, wait_for, wait_for_counter};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use shared::alert::{Alert, AlertState};
@@ -132,12 +132,12 @@ async fn events_are_archived_to_duckdb_exactly_once_across_a_crash() {
     }
     // A resend with the same ids is dropped by JetStream.
     assert_eq!(ingest(&client, events(0, 100)).await["accepted"], 100);
-    wait_for_archived(&client, 500).await;
+    wait_for_counter(&client, "archiver", "archiver_messages_archived_total", 500).await;
 
     archiver.kill();
     let mut archiver = ServiceProcess::start("archiver", &nats, &["--db-path", db_arg]);
     assert_eq!(ingest(&client, events(500, 600)).await["accepted"], 100);
-    wait_for_archived(&client, 100).await;
+    wait_for_counter(&client, "archiver", "archiver_messages_archived_total", 100).await;
     assert!(archiver.stop(), "archiver stops cleanly:\n{}", archiver.log_text());
 
     let connection = duckdb::Connection::open(&db).expect("open the archive");
@@ -153,22 +153,6 @@ async fn events_are_archived_to_duckdb_exactly_once_across_a_crash() {
         .query_row("SELECT payload->>'task_id' FROM events WHERE id = 'e42'", [], |row| row.get(0))
         .expect("payload is JSON");
     assert_eq!(payload, "t42");
-}
-
-/// Waits until the running archiver instance reports at least `count` archived messages.
-async fn wait_for_archived(client: &async_nats::Client, count: u64) {
-    let mut health = client.subscribe("fleet.health.archiver").await.expect("subscribe");
-    let reports = async {
-        while let Some(message) = health.next().await {
-            let report: shared::health::HealthReport = codec::decode(&message.payload).expect("health report");
-            if report.counters.get("archiver_messages_archived_total").copied().unwrap_or(0) >= count {
-                return;
-            }
-        }
-    };
-    tokio::time::timeout(fleetwatch_tests::DEADLINE, reports)
-        .await
-        .unwrap_or_else(|_| panic!("the archiver did not report {count} archived messages in time"));
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! The processor seen from outside: its metrics on the bus, in the state bucket and in the
 //! archive, and its state surviving a crash.
 
-use fleetwatch_tests::{NatsServer, ServiceProcess, wait_for};
+use fleetwatch_tests::{NatsServer, ServiceProcess, wait_for, wait_for_counter};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use shared::{codec, now_ms};
@@ -181,16 +181,7 @@ async fn every_metric_is_on_the_bus_in_the_bucket_and_in_the_archive() {
     // Let the archiver catch up with the metrics seen, then read the archive.
     let stream_last =
         js.get_stream("FLEET_METRICS").await.expect("stream").info().await.expect("info").state.last_sequence;
-    let mut health = client.subscribe("fleet.health.archiver").await.expect("subscribe");
-    let archived = async {
-        while let Some(message) = health.next().await {
-            let report: shared::health::HealthReport = codec::decode(&message.payload).expect("report");
-            if report.counters.get("archiver_messages_archived_total").copied().unwrap_or(0) >= stream_last {
-                return;
-            }
-        }
-    };
-    tokio::time::timeout(fleetwatch_tests::DEADLINE, archived).await.expect("archiver caught up");
+    wait_for_counter(&client, "archiver", "archiver_messages_archived_total", stream_last).await;
     assert!(archiver.stop());
     let connection = duckdb::Connection::open(&db).expect("open");
     for table in ["system_metrics", "worker_metrics", "task_metrics"] {
