@@ -15,7 +15,7 @@
 //! derived from the coordinator's ids, so a re-poll within JetStream's 2-minute duplicate
 //! window stores nothing twice.
 
-use crate::publisher::Publisher;
+use crate::publisher::{Outgoing, Publisher};
 use serde::{Deserialize, Serialize};
 use shared::Envelope;
 use shared::event::{Capabilities, Event, HardwareKind, ModelFamily, ReportedStatus};
@@ -352,7 +352,7 @@ pub async fn run(
                 false
             }
         });
-        if let Err(err) = publisher.publish(events).await {
+        if let Err(err) = publisher.publish(events.into_iter().map(Outgoing::given).collect()).await {
             warn!(error = format!("{err:#}"), "coordinator events not stored; the next poll resends them");
             seen = Seen::default();
         }

@@ -3,7 +3,7 @@
 //! and memory from NVML when an NVIDIA driver is present (the library is loaded at run
 //! time, so machines without one simply report no GPU).
 
-use crate::publisher::Publisher;
+use crate::publisher::{Outgoing, Publisher};
 use serde::{Deserialize, Serialize};
 use shared::Envelope;
 use shared::event::{Capabilities, Event, HardwareKind, ReportedStatus};
@@ -153,7 +153,9 @@ async fn publish(publisher: &Publisher, event: Event) {
         warn!(error = %err, "host reading out of range, not sent");
         return;
     }
-    if let Err(err) = publisher.publish(vec![Envelope::new(shared::now_ms(), "host-agent", event)]).await {
+    if let Err(err) =
+        publisher.publish(vec![Outgoing::fresh(Envelope::new(shared::now_ms(), "host-agent", event))]).await
+    {
         warn!(error = format!("{err:#}"), "host reading not stored");
     }
 }

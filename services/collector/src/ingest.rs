@@ -3,13 +3,12 @@
 //! `<prefix>.deadletter.collector` with the reason and the original bytes, and counted.
 //! A request (a message with a reply subject) is answered once its events are stored.
 
-use crate::publisher::Publisher;
+use crate::publisher::{Outgoing, Publisher};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use shared::event::Event;
 use shared::ingest::IngestMessage;
 use shared::service::Context;
-use shared::{Envelope, codec, nats, now_ms};
+use shared::{codec, nats, now_ms};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -51,39 +50,47 @@ pub struct Rejection {
 }
 
 /// Parses a payload (JSON or MessagePack; an object or an array of them) and checks each
-/// event. Returns the valid envelopes and the reasons for the rest.
-pub fn parse(payload: &[u8], source: &str) -> (Vec<Envelope<Event>>, Vec<Rejection>) {
-    let value: serde_json::Value = match looks_like_json(payload) {
-        true => match serde_json::from_slice(payload) {
-            Ok(value) => value,
-            Err(err) => return (Vec::new(), vec![Rejection { index: 0, reason: format!("malformed JSON: {err}") }]),
+/// event. Returns the valid events and the reasons for the rest.
+pub fn parse(payload: &[u8], source: &str) -> (Vec<Outgoing>, Vec<Rejection>) {
+    let malformed = |reason: String| (Vec::new(), vec![Rejection { index: 0, reason }]);
+    let first = payload.iter().find(|byte| !byte.is_ascii_whitespace());
+    let items: Vec<Result<IngestMessage, String>> = match first {
+        // Each item is parsed once, straight into the message; the batch only to its bounds.
+        Some(b'[') => match serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(payload) {
+            Ok(items) => items.into_iter().map(|item| checked(serde_json::from_str(item.get()))).collect(),
+            Err(err) => return malformed(format!("malformed JSON: {err}")),
         },
-        false => match codec::decode(payload) {
-            Ok(value) => value,
-            Err(err) => return (Vec::new(), vec![Rejection { index: 0, reason: err.to_string() }]),
+        Some(b'{') => vec![serde_json::from_slice(payload).map_err(|err| match err.classify() {
+            serde_json::error::Category::Data => format!("not an ingest event: {err}"),
+            _ => format!("malformed JSON: {err}"),
+        })],
+        _ => match codec::decode::<serde_json::Value>(payload) {
+            Ok(serde_json::Value::Array(items)) => {
+                items.into_iter().map(|item| checked(serde_json::from_value(item))).collect()
+            }
+            Ok(single) => vec![checked(serde_json::from_value(single))],
+            Err(err) => return malformed(err.to_string()),
         },
-    };
-    let items = match value {
-        serde_json::Value::Array(items) => items,
-        single => vec![single],
     };
     let now = now_ms();
     let mut accepted = Vec::with_capacity(items.len());
     let mut rejected = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
-        let checked = serde_json::from_value::<IngestMessage>(item)
-            .map_err(|err| format!("not an ingest event: {err}"))
-            .and_then(|message| message.into_envelope(now, source).map_err(|err| err.to_string()));
+        let checked = item.and_then(|message| {
+            let given_id = message.id.is_some();
+            let envelope = message.into_envelope(now, source).map_err(|err| err.to_string())?;
+            Ok(Outgoing { envelope, given_id })
+        });
         match checked {
-            Ok(envelope) => accepted.push(envelope),
+            Ok(outgoing) => accepted.push(outgoing),
             Err(reason) => rejected.push(Rejection { index, reason }),
         }
     }
     (accepted, rejected)
 }
 
-fn looks_like_json(payload: &[u8]) -> bool {
-    matches!(payload.iter().find(|byte| !byte.is_ascii_whitespace()), Some(b'{' | b'['))
+fn checked(parsed: Result<IngestMessage, serde_json::Error>) -> Result<IngestMessage, String> {
+    parsed.map_err(|err| format!("not an ingest event: {err}"))
 }
 
 pub async fn run(
@@ -179,7 +186,7 @@ mod tests {
         let packed = codec::encode(&event).expect("encodes");
         let (accepted, rejected) = parse(&packed, "test");
         assert_eq!((accepted.len(), rejected.len()), (1, 0));
-        assert_eq!(accepted[0].time, 5);
+        assert_eq!(accepted[0].envelope.time, 5);
         let (accepted, rejected) = parse(b"{not json", "test");
         assert_eq!((accepted.len(), rejected.len()), (0, 1));
         assert!(rejected[0].reason.starts_with("malformed JSON"));

@@ -1,14 +1,35 @@
-//! The one way into FLEET_EVENTS: envelopes published with their id as `Nats-Msg-Id`,
-//! many in flight at once, returning only when JetStream has stored every one.
+//! The one way into FLEET_EVENTS: envelopes published many in flight at once, returning
+//! only when JetStream has stored every one. An id that came from the producer is also
+//! sent as `Nats-Msg-Id`, so a resend is dropped.
 
+use anyhow::Context as _;
 use futures::future::try_join_all;
 use shared::event::Event;
 use shared::service::Context;
 use shared::telemetry::Counter;
-use shared::{Envelope, Subjects, nats};
+use shared::{Envelope, Subjects, codec, nats};
 
 /// Publishes in flight at once before the acks are awaited.
 const IN_FLIGHT: usize = 4096;
+
+/// One event to store, and whether its id came from outside.
+pub struct Outgoing {
+    pub envelope: Envelope<Event>,
+    /// The producer chose the id (an ingest `id`, a coordinator's derived one), so the same
+    /// event may come again and JetStream must drop the resend. A fresh id needs no such
+    /// check: the server would only hold it in memory for the whole duplicate window
+    /// (millions of ids a minute at 10,000 workers).
+    pub given_id: bool,
+}
+
+impl Outgoing {
+    pub fn fresh(envelope: Envelope<Event>) -> Self {
+        Self { envelope, given_id: false }
+    }
+    pub fn given(envelope: Envelope<Event>) -> Self {
+        Self { envelope, given_id: true }
+    }
+}
 
 #[derive(Clone)]
 pub struct Publisher {
@@ -26,12 +47,17 @@ impl Publisher {
         }
     }
 
-    /// Publishes in order; returns once all are stored (a duplicate id is stored once).
-    pub async fn publish(&self, envelopes: Vec<Envelope<Event>>) -> anyhow::Result<()> {
-        let mut acks = Vec::with_capacity(envelopes.len().min(IN_FLIGHT));
-        for envelope in &envelopes {
+    /// Publishes in order; returns once all are stored (a duplicate given id is stored once).
+    pub async fn publish(&self, events: Vec<Outgoing>) -> anyhow::Result<()> {
+        let mut acks = Vec::with_capacity(events.len().min(IN_FLIGHT));
+        for Outgoing { envelope, given_id } in &events {
             let subject = envelope.payload.subject(&self.subjects);
-            acks.push(nats::publish_pipelined(&self.jetstream, subject, &envelope.id, envelope).await?);
+            let payload = codec::encode(envelope)?;
+            let ack = match given_id {
+                true => nats::publish_bytes(&self.jetstream, subject, &envelope.id, payload).await?,
+                false => self.jetstream.publish(subject, payload).await.context("publishing to jetstream")?,
+            };
+            acks.push(ack);
             if acks.len() == IN_FLIGHT {
                 self.await_acks(std::mem::take(&mut acks)).await?;
             }

@@ -12,7 +12,7 @@ mod rng;
 use catalog::{MODELS, Model, capabilities_of, fragility, hardware_of, mean_run_ms, speed};
 use rng::Rng;
 use serde::{Deserialize, Serialize};
-use shared::event::{ComponentHealth, Event, HardwareKind, ReportedStatus};
+use shared::event::{ComponentHealth, Event, HardwareKind, ModelFamily, ReportedStatus};
 
 /// `[collector.demo]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,7 +27,7 @@ pub struct DemoConfig {
     /// How often the fleet moves and every worker sends a heartbeat, ms. Default 1000.
     pub tick_ms: u64,
     /// Arriving work as a share of what the fleet can run, outside bursts (bursts double
-    /// it for one minute in five, so queues build and drain). Default 0.7.
+    /// it for one minute in four, so queues build and drain). Default 0.7.
     pub target_load: f64,
     /// Chance per worker per second that it drops out. Default 0.0003.
     pub disconnect_rate: f64,
@@ -49,6 +49,8 @@ impl Default for DemoConfig {
     }
 }
 
+/// Arrivals double for one minute in this many.
+const BURST_EVERY_MINUTES: i64 = 4;
 /// Retries after a failure before a task is given up.
 const MAX_RETRIES: u32 = 2;
 /// How long a task waits for a best-fit worker before the balancer takes any that can run it, ms.
@@ -88,6 +90,8 @@ pub struct Fleet {
     run_id: String,
     next_task: u64,
     last_step: i64,
+    /// When the fleet was made: bursts keep time from here.
+    began: i64,
     started: bool,
 }
 
@@ -118,6 +122,7 @@ impl Fleet {
             run_id: format!("{:x}", now / 1000),
             next_task: 0,
             last_step: now,
+            began: now,
             started: false,
         }
     }
@@ -167,7 +172,10 @@ impl Fleet {
 
     /// New tasks: `target_load` of what the online workers can finish per second (each
     /// slot finishes one run of its hardware's mean length at a time), doubled for one
-    /// minute in every five, so queues build and drain.
+    /// minute in every four (the fleet's second minute, then every fourth), so queues build
+    /// and drain, the first time soon after a demo starts. The period is a whole number of
+    /// minutes that divides eight: readings at minute 2 and minute 10 of a run see the same
+    /// point of the cycle, so a difference between them is growth, not the burst.
     fn arrivals(&mut self, now: i64, elapsed_s: f64, events: &mut Vec<(i64, Event)>) {
         let capacity_per_s: f64 = self
             .workers
@@ -175,7 +183,7 @@ impl Fleet {
             .filter(|worker| worker.offline_until.is_none())
             .map(|worker| worker.slots as f64 * 1000.0 / mean_run_ms(worker.hardware))
             .sum();
-        let burst = if (now / 60_000) % 5 == 4 { 2.0 } else { 1.0 };
+        let burst = if ((now - self.began) / 60_000) % BURST_EVERY_MINUTES == 1 { 2.0 } else { 1.0 };
         let lambda = capacity_per_s * self.config.target_load * elapsed_s * burst;
         let total_weight: u32 = MODELS.iter().map(|model| model.weight).sum();
         for _ in 0..self.rng.poisson(lambda) {
@@ -332,8 +340,12 @@ impl Fleet {
             return;
         }
         self.queue.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.queued_at.cmp(&b.queued_at)));
-        let online: Vec<HardwareKind> =
+        // The hardware kinds online (at most eight): the best speed for a family is over these.
+        let mut online: Vec<HardwareKind> =
             self.workers.iter().filter(|worker| worker.offline_until.is_none()).map(|worker| worker.hardware).collect();
+        online.sort();
+        online.dedup();
+        let best_speed_of = |family: ModelFamily| online.iter().map(|kind| speed(*kind, family)).fold(0.0, f64::max);
         // Per hardware kind, the workers with room, least loaded last (popped first).
         let mut room: Vec<(HardwareKind, Vec<usize>)> =
             HardwareKind::ALL.iter().map(|kind| (*kind, Vec::new())).collect();
@@ -351,7 +363,7 @@ impl Fleet {
         let queue = std::mem::take(&mut self.queue);
         for task in queue {
             let family = task.model.family;
-            let best_speed = online.iter().map(|kind| speed(*kind, family)).fold(0.0, f64::max);
+            let best_speed = best_speed_of(family);
             let mut kinds: Vec<&mut (HardwareKind, Vec<usize>)> =
                 room.iter_mut().filter(|(kind, list)| speed(*kind, family) > 0.0 && !list.is_empty()).collect();
             kinds.sort_by(|a, b| speed(b.0, family).total_cmp(&speed(a.0, family)));
@@ -476,8 +488,9 @@ mod queue_tests {
     #[test]
     fn queues_build_in_bursts_and_drain_after() {
         let lengths = queue_by_minute(200, 10);
-        // Minute 4 (index 4) is a burst.
-        assert!(lengths[4] > 3 * lengths[3].max(5), "the burst builds a queue: {lengths:?}");
-        assert!(lengths[7] * 4 < lengths[4], "it drains within three minutes: {lengths:?}");
+        // Minutes 1 and 5 (indexes 1 and 5) are bursts.
+        assert!(lengths[1] > 3 * lengths[0].max(5), "the burst builds a queue: {lengths:?}");
+        assert!(lengths[4] * 4 < lengths[1], "it drains within three minutes: {lengths:?}");
+        assert!(lengths[5] > 3 * lengths[4].max(5), "and builds again: {lengths:?}");
     }
 }
