@@ -28,8 +28,13 @@ pub struct NatsConfig {
     pub credentials: Option<PathBuf>,
     /// How long FLEET_EVENTS keeps events, hours. Default 168 (7 days).
     pub events_max_age_hours: u64,
-    /// Size cap of FLEET_EVENTS, MiB; the oldest events go first. Default 4096.
+    /// Size cap of FLEET_EVENTS, MiB of messages as stored before compression; the oldest
+    /// events go first. At 10,000 demo workers it holds about 70 minutes. Default 24576.
     pub events_max_mib: i64,
+    /// How long FLEET_METRICS keeps system, task and per-worker samples, hours. Default 6.
+    pub metrics_max_age_hours: u64,
+    /// Size cap of FLEET_METRICS, MiB. Default 2048.
+    pub metrics_max_mib: i64,
 }
 
 impl Default for NatsConfig {
@@ -40,7 +45,9 @@ impl Default for NatsConfig {
             connect_timeout_secs: 30,
             credentials: None,
             events_max_age_hours: 7 * 24,
-            events_max_mib: 4096,
+            events_max_mib: 24 * 1024,
+            metrics_max_age_hours: 6,
+            metrics_max_mib: 2048,
         }
     }
 }

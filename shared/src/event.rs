@@ -223,13 +223,14 @@ impl Event {
         }
     }
 
-    /// The subject this event is published on: task events by task, worker events by
-    /// worker (so processors can be partitioned by worker id), system events by component.
+    /// The subject this event is published on: task events by the task's shard, heartbeats
+    /// and other worker events by the worker's shard and id, system events by component.
     pub fn subject(&self, subjects: &Subjects) -> String {
         match self {
             Self::ComponentStatus { component, .. } | Self::RecoveryAction { component, .. } => {
                 subjects.system_event(component)
             }
+            Self::Heartbeat { worker_id, .. } => subjects.heartbeat_event(worker_id),
             _ => match (self.task_id(), self.worker_id()) {
                 (Some(task_id), _) => subjects.task_event(task_id),
                 (None, Some(worker_id)) => subjects.worker_event(worker_id),

@@ -14,4 +14,67 @@ pub struct HealthReport {
     pub time: i64,
     /// Monotonic counters named `<service>_<thing>_<unit>_total`.
     pub counters: BTreeMap<String, u64>,
+    /// Values that go up and down (`archiver_lag_seconds`), each with its labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gauges: Vec<Gauge>,
+}
+
+/// A value now, such as how far the archiver is behind one stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gauge {
+    /// `<service>_<thing>_<unit>`, without the `fleetwatch_` prefix `/metrics` adds.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// What a reported counter or gauge means, for `/metrics` and for people.
+pub struct Description {
+    /// The name in health reports.
+    pub name: &'static str,
+    pub help: &'static str,
+    /// The exported value is the reported one times this (to base units: seconds, bytes).
+    pub scale: f64,
+    /// The exported name, without the `fleetwatch_` prefix, where it differs from `name`.
+    pub exported: Option<&'static str>,
+}
+
+const fn described(name: &'static str, help: &'static str) -> Description {
+    Description { name, help, scale: 1.0, exported: None }
+}
+
+/// Every counter and gauge a service reports. A name missing here is still exported, with
+/// a generic help text; `cargo test -p fleetwatch-tests` checks none is missing.
+pub const DESCRIPTIONS: &[Description] = &[
+    described("collector_events_published_total", "Events the collector stored in the events stream."),
+    described("collector_ingest_messages_total", "Messages received on the NATS ingest subjects."),
+    described("collector_deadletters_total", "Ingest events refused and dead-lettered."),
+    described("collector_http_refused_total", "HTTP ingest requests refused with a 4xx."),
+    described("collector_coordinator_poll_failures_total", "Coordinator polls that failed."),
+    described("collector_coordinator_invalid_total", "Coordinator items that were not valid events."),
+    described("processor_events_applied_total", "Events folded into the fleet state."),
+    described("processor_events_undecodable_total", "Events the processor could not decode (dead-lettered)."),
+    described("processor_ticks_total", "Metrics ticks published."),
+    Description {
+        name: "processor_tick_micros_total",
+        help: "Time spent computing and publishing metrics ticks.",
+        scale: 1e-6,
+        exported: Some("processor_tick_seconds_total"),
+    },
+    described("processor_tick_failures_total", "Metrics ticks that could not be published."),
+    described("processor_workers_retired_total", "Workers retired after a long silence."),
+    described("alerter_alerts_published_total", "Alert state changes published."),
+    described("alerter_events_undecodable_total", "Events the alerter could not decode (dead-lettered)."),
+    described("archiver_messages_archived_total", "Messages committed to the archive."),
+    described("archiver_commits_total", "Transactions committed to the archive, each a batch of messages."),
+    described("archiver_messages_skipped_total", "Messages not archived because they did not decode."),
+    described("archiver_heartbeats_skipped_total", "Heartbeat events not archived (samples are kept instead)."),
+    described("archiver_active", "1 while this archiver holds the lease and archives, else 0."),
+    described("archiver_lag_messages", "Messages in the stream not yet archived."),
+    described("archiver_lag_seconds", "Age of the oldest message not yet archived (0 when caught up)."),
+];
+
+pub fn describe(name: &str) -> Option<&'static Description> {
+    DESCRIPTIONS.iter().find(|description| description.name == name)
 }

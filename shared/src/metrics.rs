@@ -331,3 +331,81 @@ pub struct TaskMetrics {
     /// The most recent final failures, newest first.
     pub recent_failures: Truncated<FinishedTask>,
 }
+
+/// Per-worker metrics for one tick, in parts of at most a few hundred workers.
+///
+/// - On `<prefix>.metrics.workers.changes` (core NATS, every tick but sample ticks):
+///   `complete = false`, the workers whose metrics changed since the previous tick
+///   (any field but `time` and `uptime_secs`) and those that `retired`. A worker absent from
+///   a change batch is unchanged since the last batch that carried it.
+/// - On `<prefix>.metrics.workers.sample.<part>` (stream FLEET_METRICS, every
+///   `processor.sample_secs`): `complete = true`, every live worker, in `parts` messages.
+///   A worker absent from every part of a sample is gone.
+///
+/// A reader starts from the last sample (the last message of each part subject) and applies
+/// the batches after it with [`WorkerPicture`]; one that misses a change batch (`previous`
+/// is not the last time it applied) is right again at the next sample.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerMetricsBatch {
+    /// The tick, ms since the epoch.
+    pub time: i64,
+    /// The tick of the batch before this one (0 for the processor's first).
+    pub previous: i64,
+    /// Whether this tick's parts together carry every live worker (a sample).
+    pub complete: bool,
+    /// This message's place among the tick's messages, from 0.
+    pub part: u32,
+    pub parts: u32,
+    pub workers: Vec<WorkerMetrics>,
+    /// Workers that left the live state this tick (listed in part 0).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<String>,
+}
+
+impl WorkerMetrics {
+    /// Whether a reader holding `self` must be told `other`: any field but the tick time
+    /// and the uptime (which only counts on) differs.
+    pub fn differs_from(&self, other: &WorkerMetrics) -> bool {
+        let comparable = |metrics: &WorkerMetrics| WorkerMetrics { time: 0, uptime_secs: 0.0, ..metrics.clone() };
+        comparable(self) != comparable(other)
+    }
+}
+
+/// The latest metrics of every worker, as a reader folds [`WorkerMetricsBatch`]es.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerPicture {
+    pub workers: std::collections::BTreeMap<String, WorkerMetrics>,
+    /// The tick of the newest batch applied.
+    pub time: i64,
+    /// A sample being gathered: its tick, the parts seen and the workers it carried.
+    sample: Option<(i64, std::collections::BTreeSet<u32>, std::collections::BTreeSet<String>)>,
+}
+
+impl WorkerPicture {
+    /// Folds one batch in. Batches older than the newest applied are ignored, except the
+    /// other parts of the same tick.
+    pub fn apply(&mut self, batch: WorkerMetricsBatch) {
+        if batch.time < self.time {
+            return;
+        }
+        self.time = batch.time;
+        for worker_id in &batch.retired {
+            self.workers.remove(worker_id);
+        }
+        if batch.complete {
+            let sample = match &mut self.sample {
+                Some(sample) if sample.0 == batch.time => sample,
+                _ => self.sample.insert((batch.time, Default::default(), Default::default())),
+            };
+            sample.1.insert(batch.part);
+            sample.2.extend(batch.workers.iter().map(|worker| worker.worker_id.clone()));
+            if sample.1.len() as u32 >= batch.parts {
+                let (_, _, present) = self.sample.take().unwrap_or_default();
+                self.workers.retain(|worker_id, _| present.contains(worker_id));
+            }
+        }
+        for worker in batch.workers {
+            self.workers.insert(worker.worker_id.clone(), worker);
+        }
+    }
+}

@@ -97,28 +97,41 @@ pub enum Stream {
 }
 
 const HOUR: Duration = Duration::from_secs(3600);
+const MIB: i64 = 1024 * 1024;
 
 impl Stream {
     pub fn config(self, subjects: &Subjects, nats: &NatsConfig) -> stream::Config {
-        let (name, subject, max_age, max_bytes) = match self {
+        let (name, filter, max_age, max_bytes) = match self {
             Self::Events => (
                 subjects.events_stream(),
-                subjects.events_all(),
+                vec![subjects.events_all()],
                 HOUR * nats.events_max_age_hours as u32,
-                nats.events_max_mib * 1024 * 1024,
+                nats.events_max_mib * MIB,
             ),
-            Self::Alerts => (subjects.alerts_stream(), subjects.alerts_all(), HOUR * 24 * 30, 1 << 30),
-            Self::Metrics => (subjects.metrics_stream(), subjects.metrics_all(), HOUR, 1 << 30),
-            Self::DeadLetter => (subjects.deadletter_stream(), subjects.deadletter_all(), HOUR * 24 * 7, 256 << 20),
+            Self::Alerts => (subjects.alerts_stream(), vec![subjects.alerts_all()], HOUR * 24 * 30, 1 << 30),
+            // Per-worker changes go out every tick on core NATS only; the stream keeps the
+            // samples, which is what the archiver and a reader starting up need.
+            Self::Metrics => (
+                subjects.metrics_stream(),
+                vec![subjects.metrics_system(), subjects.metrics_tasks(), subjects.metrics_worker_samples()],
+                HOUR * nats.metrics_max_age_hours as u32,
+                nats.metrics_max_mib * MIB,
+            ),
+            Self::DeadLetter => {
+                (subjects.deadletter_stream(), vec![subjects.deadletter_all()], HOUR * 24 * 7, 256 * MIB)
+            }
         };
         stream::Config {
             name,
-            subjects: vec![subject],
+            subjects: filter,
             max_age,
             max_bytes,
             storage: stream::StorageType::File,
             discard: stream::DiscardPolicy::Old,
             duplicate_window: Duration::from_secs(120),
+            // MessagePack with field names compresses several times over: the same disk holds
+            // that much longer a history (docs/CAPACITY.md has the figures).
+            compression: Some(stream::Compression::S2),
             ..Default::default()
         }
     }
@@ -131,8 +144,10 @@ impl Stream {
         nats: &NatsConfig,
     ) -> anyhow::Result<stream::Stream> {
         let config = self.config(subjects, nats);
-        let name = config.name.clone();
-        js.create_or_update_stream(config).await.with_context(|| format!("creating stream {name}"))?;
+        let (name, mib) = (config.name.clone(), config.max_bytes / MIB);
+        js.create_or_update_stream(config).await.with_context(|| {
+            format!("creating stream {name} of up to {mib} MiB (if JetStream lacks the storage, free disk or lower nats.events_max_mib / nats.metrics_max_mib)")
+        })?;
         js.get_stream(&name).await.with_context(|| format!("opening stream {name}"))
     }
 
@@ -174,10 +189,11 @@ pub mod state_keys {
     pub const TASKS: &str = "tasks";
     /// The alerts firing now (alerter).
     pub const ALERTS_FIRING: &str = "alerts.firing";
-    /// The latest metrics envelope of one worker (processor); deleted when it retires.
-    pub fn worker(worker_id: &str) -> String {
-        format!("worker.{worker_id}")
-    }
+    /// Who archives now: one archiver holds this lease at a time (archiver).
+    pub const ARCHIVER_LEASE: &str = "lease.archiver";
+    /// Before schema 2 the processor kept one key per worker under this prefix; it removes
+    /// them at start (readers now take the last sample from FLEET_METRICS).
+    pub const LEGACY_WORKER_PREFIX: &str = "worker.";
 }
 
 /// Publishes a dead letter: the original bytes, with the reason in headers.

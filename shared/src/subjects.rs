@@ -51,25 +51,43 @@ impl Subjects {
     pub fn events_all(&self) -> String {
         format!("{}.events.>", self.prefix)
     }
+    /// A worker's lifecycle events: `<prefix>.events.worker.<shard>.<worker_id>`.
     pub fn worker_event(&self, worker_id: &str) -> String {
-        format!("{}.events.worker.{worker_id}", self.prefix)
+        format!("{}.events.worker.{:02}.{worker_id}", self.prefix, shard_of(worker_id))
     }
+    /// A worker's heartbeats, apart from its lifecycle, so that a reader that wants only the
+    /// lifecycle (`nats sub 'fleet.events.worker.>'`) is not flooded.
+    pub fn heartbeat_event(&self, worker_id: &str) -> String {
+        format!("{}.events.heartbeat.{:02}.{worker_id}", self.prefix, shard_of(worker_id))
+    }
+    /// Task events: `<prefix>.events.task.<shard>`, by a hash of the task id. Not one subject
+    /// per task: the server indexes every distinct subject in memory for as long as the
+    /// stream keeps it, and tasks are unbounded in number.
     pub fn task_event(&self, task_id: &str) -> String {
-        format!("{}.events.task.{task_id}", self.prefix)
+        format!("{}.events.task.{:02}", self.prefix, shard_of(task_id))
     }
     pub fn system_event(&self, component: &str) -> String {
         format!("{}.events.system.{component}", self.prefix)
     }
 
     // ---- metrics (processor) ----
-    pub fn metrics_all(&self) -> String {
-        format!("{}.metrics.>", self.prefix)
-    }
     pub fn metrics_system(&self) -> String {
         format!("{}.metrics.system", self.prefix)
     }
-    pub fn metrics_worker(&self, worker_id: &str) -> String {
-        format!("{}.metrics.worker.{worker_id}", self.prefix)
+    /// Every tick: the workers whose metrics changed (core NATS, not stored).
+    pub fn metrics_worker_changes(&self) -> String {
+        format!("{}.metrics.workers.changes", self.prefix)
+    }
+    /// Every `sample_secs`: part `part` of a sample of every live worker (stored).
+    pub fn metrics_worker_sample(&self, part: u32) -> String {
+        format!("{}.metrics.workers.sample.{part}", self.prefix)
+    }
+    pub fn metrics_worker_samples(&self) -> String {
+        format!("{}.metrics.workers.sample.>", self.prefix)
+    }
+    /// Changes and samples: what a live reader of per-worker metrics follows.
+    pub fn metrics_workers_all(&self) -> String {
+        format!("{}.metrics.workers.>", self.prefix)
     }
     pub fn metrics_tasks(&self) -> String {
         format!("{}.metrics.tasks", self.prefix)
@@ -132,6 +150,17 @@ impl Default for Subjects {
     }
 }
 
+/// Worker and task events are spread over this many shards (the `<shard>` subject token,
+/// `00` to `63`), so that processing can be partitioned by subject filters.
+pub const EVENT_SHARDS: u32 = 64;
+
+/// The shard of a worker or task id: FNV-1a of its bytes, modulo [`EVENT_SHARDS`]. Part of
+/// the contract: other languages compute it the same way (schemas/README.md).
+pub fn shard_of(id: &str) -> u32 {
+    let hash = id.bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193));
+    hash % EVENT_SHARDS
+}
+
 /// A subject token we accept from outside (worker and task ids, components, rules).
 pub fn check_token(what: &'static str, value: &str) -> Result<(), SubjectError> {
     let valid = !value.is_empty()
@@ -147,11 +176,25 @@ mod tests {
     #[test]
     fn default_prefix_builds_the_documented_subjects() {
         let subjects = Subjects::default();
-        assert_eq!(subjects.worker_event("gpu-01"), "fleet.events.worker.gpu-01");
-        assert_eq!(subjects.task_event("t-9"), "fleet.events.task.t-9");
+        assert_eq!(subjects.worker_event("gpu-01"), format!("fleet.events.worker.{:02}.gpu-01", shard_of("gpu-01")));
+        assert_eq!(
+            subjects.heartbeat_event("gpu-01"),
+            format!("fleet.events.heartbeat.{:02}.gpu-01", shard_of("gpu-01"))
+        );
+        assert_eq!(subjects.task_event("t-9"), format!("fleet.events.task.{:02}", shard_of("t-9")));
         assert_eq!(subjects.alert("warning", "worker_overloaded"), "fleet.alerts.warning.worker_overloaded");
         assert_eq!(subjects.events_stream(), "FLEET_EVENTS");
         assert_eq!(subjects.state_bucket(), "FLEET_STATE");
+    }
+
+    #[test]
+    fn shards_are_fnv1a_modulo_64() {
+        // Reference values other languages check against (schemas/README.md).
+        assert_eq!(shard_of(""), 0x811c_9dc5 % 64);
+        assert_eq!(shard_of("a"), 0xe40c_292c % 64);
+        assert_eq!(shard_of("cpu-001"), shard_of("cpu-001"));
+        let spread: std::collections::BTreeSet<u32> = (0..1000).map(|n| shard_of(&format!("t-{n}"))).collect();
+        assert_eq!(spread.len(), 64, "a thousand ids reach every shard");
     }
 
     #[test]

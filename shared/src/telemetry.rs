@@ -1,7 +1,7 @@
 //! Logging set-up, and the counters each service reports on `<prefix>.health.<service>`.
 
 use crate::config::{LogConfig, LogFormat};
-use crate::health::HealthReport;
+use crate::health::{Gauge, HealthReport};
 use crate::{codec, now_ms};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,20 +40,41 @@ impl Counter {
     }
 }
 
-/// The counters of one service, by name (`collector_events_published_total`).
+/// The counters and gauges of one service, by name (`collector_events_published_total`).
 #[derive(Debug, Clone, Default)]
-pub struct Registry(Arc<Mutex<BTreeMap<String, Counter>>>);
+pub struct Registry {
+    counters: Arc<Mutex<BTreeMap<String, Counter>>>,
+    gauges: Arc<Mutex<BTreeMap<GaugeKey, f64>>>,
+}
+
+/// A gauge's name and labels.
+type GaugeKey = (String, BTreeMap<String, String>);
 
 impl Registry {
     /// The counter of that name, created at zero on first use.
     pub fn counter(&self, name: &str) -> Counter {
-        let mut counters = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut counters = self.counters.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         counters.entry(name.to_owned()).or_default().clone()
     }
 
     pub fn values(&self) -> BTreeMap<String, u64> {
-        let counters = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let counters = self.counters.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         counters.iter().map(|(name, counter)| (name.clone(), counter.get())).collect()
+    }
+
+    /// Sets the gauge `name` with these labels to `value`.
+    pub fn set_gauge(&self, name: &str, labels: &[(&str, &str)], value: f64) {
+        let labels = labels.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())).collect();
+        let mut gauges = self.gauges.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        gauges.insert((name.to_owned(), labels), value);
+    }
+
+    pub fn gauges(&self) -> Vec<Gauge> {
+        let gauges = self.gauges.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        gauges
+            .iter()
+            .map(|((name, labels), value)| Gauge { name: name.clone(), labels: labels.clone(), value: *value })
+            .collect()
     }
 }
 
@@ -68,7 +89,7 @@ pub fn spawn_health_reports(
     registry: Registry,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    let instance = format!("{}-{}", hostname(), std::process::id());
+    let instance = instance();
     let started_at = now_ms();
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(HEALTH_INTERVAL);
@@ -85,6 +106,7 @@ pub fn spawn_health_reports(
                 started_at,
                 time: now_ms(),
                 counters: registry.values(),
+                gauges: registry.gauges(),
             };
             if let Ok(payload) = codec::encode(&report) {
                 // Core NATS: a lost report is replaced by the next one.
@@ -92,6 +114,11 @@ pub fn spawn_health_reports(
             }
         }
     })
+}
+
+/// This process among all instances of its service: host name and process id.
+pub fn instance() -> String {
+    format!("{}-{}", hostname(), std::process::id())
 }
 
 fn hostname() -> String {

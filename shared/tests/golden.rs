@@ -9,10 +9,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shared::alert::{Alert, AlertState, FiringAlerts, Severity};
 use shared::event::{Capabilities, ComponentHealth, Event, HardwareKind, ModelFamily, ReportedStatus};
-use shared::health::HealthReport;
+use shared::health::{Gauge, HealthReport};
 use shared::metrics::{
     Compatibility, FaultTolerance, FinishedTask, GroupStats, Rate, Summary, SystemMetrics, TaskCounts, TaskMetrics,
-    Truncated, Utilisation, WorkerCounts, WorkerMetrics, WorkerStatus,
+    Truncated, Utilisation, WorkerCounts, WorkerMetrics, WorkerMetricsBatch, WorkerStatus,
 };
 use shared::{Envelope, codec};
 use std::fmt::Debug;
@@ -151,7 +151,27 @@ fn metrics_alerts_and_health_decode() {
         uptime_secs: 86_400.0,
         last_seen: TIME - 400,
     };
-    check("metrics-worker", envelope("0193a8f0-0000-7000-8000-000000000004", "processor", worker));
+    check("metrics-worker", envelope("0193a8f0-0000-7000-8000-000000000004", "processor", worker.clone()));
+    let sample = WorkerMetricsBatch {
+        time: TIME,
+        previous: TIME - 1000,
+        complete: true,
+        part: 0,
+        parts: 1,
+        workers: vec![worker.clone()],
+        retired: Vec::new(),
+    };
+    check("metrics-workers-sample", envelope(&format!("workers-{TIME}-0"), "processor", sample));
+    let changes = WorkerMetricsBatch {
+        time: TIME + 1000,
+        previous: TIME,
+        complete: false,
+        part: 0,
+        parts: 1,
+        workers: vec![WorkerMetrics { time: TIME + 1000, cpu_pct: 91.5, last_seen: TIME + 600, ..worker }],
+        retired: vec!["cpu-003".into()],
+    };
+    check("metrics-workers-changes", envelope(&format!("workers-{}-0", TIME + 1000), "processor", changes));
     let vision = GroupStats {
         key: "vision".into(),
         queued: 5,
@@ -221,6 +241,23 @@ fn metrics_alerts_and_health_decode() {
             started_at: TIME,
             time: TIME + 2000,
             counters: [("collector_events_published_total".to_owned(), 4096)].into(),
+            gauges: Vec::new(),
+        },
+    );
+    check(
+        "health-report-gauges",
+        HealthReport {
+            service: "archiver".into(),
+            instance: "node-1-4343".into(),
+            version: "0.1.0".into(),
+            started_at: TIME,
+            time: TIME + 2000,
+            counters: [("archiver_messages_archived_total".to_owned(), 81_920)].into(),
+            gauges: vec![Gauge {
+                name: "archiver_lag_seconds".into(),
+                labels: [("stream".to_owned(), "FLEET_EVENTS".to_owned())].into(),
+                value: 0.25,
+            }],
         },
     );
 }

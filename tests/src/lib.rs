@@ -1,6 +1,8 @@
 //! The end-to-end harness: a real nats-server on a random port with a temporary store, and
 //! the five services as real processes. Readiness is always a poll with a deadline.
 
+pub mod procfs;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,6 +42,8 @@ fn spawn_nats(dir: &Path, port: &str) -> (String, Child) {
         .arg(dir)
         .arg("-sd")
         .arg(dir.join("store"))
+        // As `deploy/up.sh` runs it, so benchmarks measure the same server.
+        .env("GOMEMLIMIT", "768MiB")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -86,6 +90,10 @@ impl NatsServer {
             assert!(Instant::now() < deadline, "nats-server did not come back on port {port}");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub async fn client(&self) -> async_nats::Client {
@@ -224,4 +232,51 @@ pub async fn wait_for_counter(client: &async_nats::Client, service: &str, counte
     tokio::time::timeout(DEADLINE, reached)
         .await
         .unwrap_or_else(|_| panic!("{service} did not report {counter} >= {at_least} within {DEADLINE:?}"));
+}
+
+/// Sends ingest events (one or an array) as a NATS request and returns the collector's
+/// answer, once the collector is listening ("no responders" until then).
+pub async fn ingest(client: &async_nats::Client, events: &serde_json::Value) -> serde_json::Value {
+    let payload = bytes::Bytes::from(serde_json::to_vec(events).expect("json"));
+    let reply = wait_for("the collector to answer an ingest request", || async {
+        client.request("fleet.ingest.test", payload.clone()).await.ok()
+    })
+    .await;
+    serde_json::from_slice(&reply.payload).expect("json answer")
+}
+
+/// The next health report of each running instance of `service`, by instance, once `count`
+/// instances have reported.
+pub async fn health_reports(
+    client: &async_nats::Client,
+    service: &str,
+    count: usize,
+) -> std::collections::BTreeMap<String, shared::health::HealthReport> {
+    use futures::StreamExt;
+    let mut health = client.subscribe(format!("fleet.health.{service}")).await.expect("subscribe to health reports");
+    let mut reports = std::collections::BTreeMap::new();
+    let gathered = async {
+        while reports.len() < count {
+            let message = health.next().await.expect("subscription open");
+            let report: shared::health::HealthReport = shared::codec::decode(&message.payload).expect("health report");
+            reports.insert(report.instance.clone(), report);
+        }
+    };
+    tokio::time::timeout(DEADLINE, gathered)
+        .await
+        .unwrap_or_else(|_| panic!("{count} instances of {service} did not report within {DEADLINE:?}"));
+    reports
+}
+
+/// Waits until the archiver has committed `stream` up to its last message now (it acks a
+/// batch only after the commit).
+pub async fn wait_for_archived(client: &async_nats::Client, stream: &str) {
+    let js = async_nats::jetstream::new(client.clone());
+    let last = js.get_stream(stream).await.expect("stream").info().await.expect("info").state.last_sequence;
+    wait_for(&format!("the archiver to commit {stream} up to {last}"), || async {
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+            js.get_consumer_from_stream("archiver", stream).await.ok()?;
+        (consumer.info().await.ok()?.ack_floor.stream_sequence >= last).then_some(())
+    })
+    .await;
 }

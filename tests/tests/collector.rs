@@ -97,7 +97,7 @@ async fn a_polled_coordinator_becomes_events() {
 async fn the_host_agent_reports_this_machine_as_a_worker() {
     let nats = NatsServer::start();
     let client = nats.client().await;
-    let mut events = client.subscribe("fleet.events.worker.this-host").await.expect("subscribe");
+    let mut events = client.subscribe("fleet.events.*.*.this-host").await.expect("subscribe");
     let mut collector = ServiceProcess::start(
         "collector",
         &nats,

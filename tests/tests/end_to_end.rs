@@ -119,7 +119,7 @@ async fn events_are_archived_to_duckdb_exactly_once_across_a_crash() {
     let db = nats.dir.path().join("archive.duckdb");
     let db_arg = db.to_str().expect("utf-8 path");
     let _collector = ServiceProcess::start("collector", &nats, &["--demo-workers", "0", "--http-port", "0"]);
-    let mut archiver = ServiceProcess::start("archiver", &nats, &["--db-path", db_arg]);
+    let mut archiver = ServiceProcess::start("archiver", &nats, &["--db-path", db_arg, "--lease-ttl-secs", "2"]);
     let client = nats.client().await;
     let base = now_ms() - 60_000;
     let events = |from: usize, to: usize| -> Value {
@@ -135,7 +135,7 @@ async fn events_are_archived_to_duckdb_exactly_once_across_a_crash() {
     wait_for_counter(&client, "archiver", "archiver_messages_archived_total", 500).await;
 
     archiver.kill();
-    let mut archiver = ServiceProcess::start("archiver", &nats, &["--db-path", db_arg]);
+    let mut archiver = ServiceProcess::start("archiver", &nats, &["--db-path", db_arg, "--lease-ttl-secs", "2"]);
     assert_eq!(ingest(&client, events(500, 600)).await["accepted"], 100);
     wait_for_counter(&client, "archiver", "archiver_messages_archived_total", 100).await;
     assert!(archiver.stop(), "archiver stops cleanly:\n{}", archiver.log_text());
@@ -149,10 +149,12 @@ async fn events_are_archived_to_duckdb_exactly_once_across_a_crash() {
     assert_eq!((rows, ids), (600, 600), "every event once");
     assert_eq!(first, "t0");
     assert_eq!(last, "600");
-    let payload: String = connection
-        .query_row("SELECT payload->>'task_id' FROM events WHERE id = 'e42'", [], |row| row.get(0))
-        .expect("payload is JSON");
-    assert_eq!(payload, "t42");
+    let (task, detail): (String, Option<String>) = connection
+        .query_row("SELECT task_id, detail::VARCHAR FROM events WHERE id = 'e42'", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .expect("e42 is archived");
+    assert_eq!((task.as_str(), detail), ("t42", None), "a task start is all ids");
 }
 
 #[tokio::test]
@@ -281,4 +283,45 @@ async fn the_overview_page_shows_the_live_fleet_in_a_browser() {
     .await;
     assert!(dom.contains(r#"id="health" class="healthy""#), "the status badge shows healthy");
     assert!(!dom.contains(r#"<b id="tasks-queued">–</b>"#), "task counts are filled in");
+}
+
+/// `/metrics` as Prometheus scrapes it: every family once with HELP and TYPE, one
+/// `fleetwatch_` prefix, base units; `promtool check metrics` (Debian's `prometheus`) agrees.
+#[tokio::test]
+async fn prometheus_metrics_pass_promtool() {
+    let nats = NatsServer::start();
+    let port = free_port();
+    let db = nats.dir.path().join("archive.duckdb");
+    let _collector = ServiceProcess::start(
+        "collector",
+        &nats,
+        &["--demo-workers", "6", "--demo-tick-ms", "200", "--http-port", "0"],
+    );
+    let _processor = ServiceProcess::start("processor", &nats, &["--tick-ms", "200"]);
+    let _archiver = ServiceProcess::start("archiver", &nats, &["--db-path", db.to_str().expect("utf-8")]);
+    let _gateway = ServiceProcess::start("gateway", &nats, &["--port", &port.to_string()]);
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let text = wait_for("fleet figures and the archiver's lag in /metrics", || async {
+        let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
+        (text.contains("fleetwatch_workers{") && text.contains("fleetwatch_archiver_lag_seconds{")).then_some(text)
+    })
+    .await;
+    for line in text.lines().filter(|line| !line.starts_with('#') && !line.is_empty()) {
+        assert!(line.starts_with("fleetwatch_"), "one prefix: {line}");
+    }
+    let status = get_json(&format!("http://127.0.0.1:{port}/api/status")).await.expect("status");
+    assert!(status["archive"]["streams"].as_array().is_some_and(|streams| streams.len() == 3), "{status}");
+
+    let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
+    let mut child = std::process::Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot run {promtool}: {err}; install it with `apt-get install prometheus`"));
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), text.as_bytes()).expect("write");
+    let output = child.wait_with_output().expect("promtool");
+    let said = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && said.trim().is_empty(), "promtool: {said}\n{text}");
 }

@@ -1,7 +1,7 @@
 //! The processor seen from outside: its metrics on the bus, in the state bucket and in the
 //! archive, and its state surviving a crash.
 
-use fleetwatch_tests::{NatsServer, ServiceProcess, wait_for, wait_for_counter};
+use fleetwatch_tests::{NatsServer, ServiceProcess, wait_for};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use shared::{codec, now_ms};
@@ -136,22 +136,34 @@ async fn every_metric_is_on_the_bus_in_the_bucket_and_in_the_archive() {
         &nats,
         &["--demo-workers", "6", "--demo-tick-ms", "200", "--http-port", "0"],
     );
-    let _processor = ServiceProcess::start("processor", &nats, &["--tick-ms", "200"]);
+    let _processor = ServiceProcess::start("processor", &nats, &["--tick-ms", "200", "--sample-secs", "1"]);
     let mut archiver = ServiceProcess::start("archiver", &nats, &["--db-path", db.to_str().expect("utf-8")]);
     let client = nats.client().await;
     let mut metrics = client.subscribe("fleet.metrics.>").await.expect("subscribe");
 
     let mut subjects = BTreeSet::new();
+    let mut workers = shared::metrics::WorkerPicture::default();
+    let mut sampled = 0;
     let mut finished_tasks = 0;
     let seen = async {
         while let Some(message) = metrics.next().await {
             subjects.insert(message.subject.to_string());
+            if message.subject.starts_with("fleet.metrics.workers.") {
+                let envelope: shared::Envelope<shared::metrics::WorkerMetricsBatch> =
+                    codec::decode_envelope(&message.payload).expect("worker metrics");
+                if envelope.payload.complete {
+                    sampled = sampled.max(envelope.payload.workers.len());
+                }
+                workers.apply(envelope.payload);
+            }
             if message.subject.as_str() == "fleet.metrics.tasks" {
                 let envelope: shared::Envelope<shared::metrics::TaskMetrics> =
                     codec::decode_envelope(&message.payload).expect("task metrics");
                 finished_tasks += envelope.payload.finished.total;
                 let families: Vec<&str> = envelope.payload.by_family.iter().map(|group| group.key.as_str()).collect();
-                if finished_tasks > 0 && subjects.len() >= 8 && !families.is_empty() {
+                let changes = subjects.contains("fleet.metrics.workers.changes");
+                let all = workers.workers.len() == 6 && sampled == 6;
+                if finished_tasks > 0 && changes && all && !families.is_empty() {
                     return;
                 }
             }
@@ -161,27 +173,20 @@ async fn every_metric_is_on_the_bus_in_the_bucket_and_in_the_archive() {
         .await
         .expect("metrics for the system, tasks and each worker");
     assert!(subjects.contains("fleet.metrics.system"));
-    assert_eq!(subjects.iter().filter(|subject| subject.starts_with("fleet.metrics.worker.")).count(), 6);
+    assert!(subjects.contains("fleet.metrics.workers.sample.0"), "the first tick is a sample: {subjects:?}");
 
     let js = async_nats::jetstream::new(client.clone());
     let bucket = js.get_key_value("FLEET_STATE").await.expect("state bucket");
-    let worker_key = subjects
-        .iter()
-        .find_map(|subject| subject.strip_prefix("fleet.metrics.").filter(|key| key.starts_with("worker.")));
-    for key in ["system", "tasks", worker_key.expect("a worker subject")] {
+    for key in ["system", "tasks"] {
         let value = bucket.get(key).await.expect("kv get").unwrap_or_else(|| panic!("{key} is in the bucket"));
         assert!(!value.is_empty());
     }
-    let worker: shared::Envelope<shared::metrics::WorkerMetrics> =
-        codec::decode_envelope(&bucket.get("worker.cpu-000").await.expect("get").expect("cpu-000"))
-            .expect("worker metrics");
-    assert!((0.0..=100.0).contains(&worker.payload.health_score));
-    assert!(worker.payload.capabilities.is_some());
+    let worker = &workers.workers["cpu-000"];
+    assert!((0.0..=100.0).contains(&worker.health_score));
+    assert!(worker.capabilities.is_some());
 
     // Let the archiver catch up with the metrics seen, then read the archive.
-    let stream_last =
-        js.get_stream("FLEET_METRICS").await.expect("stream").info().await.expect("info").state.last_sequence;
-    wait_for_counter(&client, "archiver", "archiver_messages_archived_total", stream_last).await;
+    fleetwatch_tests::wait_for_archived(&client, "FLEET_METRICS").await;
     assert!(archiver.stop());
     let connection = duckdb::Connection::open(&db).expect("open");
     for table in ["system_metrics", "worker_metrics", "task_metrics"] {

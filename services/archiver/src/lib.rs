@@ -1,20 +1,24 @@
 //! The archiver: the only process that opens the DuckDB file. It appends events, alerts
-//! and system metrics as Arrow record batches, exactly once: each batch commits together
-//! with the stream sequence it reaches, messages at or below that sequence are skipped
-//! on redelivery, and JetStream is acked only after the commit.
+//! and metrics as Arrow record batches, exactly once: each batch commits together with the
+//! stream sequence it reaches, messages at or below that sequence are skipped on
+//! redelivery, and JetStream is acked only after the commit.
+//!
+//! One archiver is active at a time (`lease`); others wait and take over when it dies. The
+//! active one reports how far it is behind each stream (`archiver_lag_messages`,
+//! `archiver_lag_seconds`) in its health report.
 
+mod decode;
+mod lease;
 mod rows;
+mod schema;
 mod store;
 
 use async_nats::jetstream::consumer;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use shared::alert::Alert;
-use shared::event::Event;
-use shared::metrics::{SystemMetrics, TaskMetrics, WorkerMetrics};
-use shared::nats::Stream;
+use shared::nats::{Stream, state_keys};
+use shared::now_ms;
 use shared::service::{Context, Service};
-use shared::{Envelope, codec, now_ms};
 use std::path::PathBuf;
 use std::time::Duration;
 pub use store::Store;
@@ -31,22 +35,34 @@ pub struct ArchiverConfig {
     pub batch_max: usize,
     /// Raw rows older than this are deleted, days. Default 7.
     pub retention_days: u32,
+    /// How long the active archiver may stay silent before another takes over, s. Default 10.
+    pub lease_ttl_secs: u64,
 }
 
 impl Default for ArchiverConfig {
     fn default() -> Self {
-        Self { db_path: PathBuf::from("var/fleetwatch.duckdb"), batch_max: 5000, retention_days: 7 }
+        Self { db_path: PathBuf::from("var/fleetwatch.duckdb"), batch_max: 5000, retention_days: 7, lease_ttl_secs: 10 }
     }
 }
 
-/// Durable consumer name, shared by every archiver instance (they split the work).
+/// The durable consumer on each stream: one archiver reads it at a time (the lease), since
+/// with `AckPolicy::All` one reader's ack would cover another's uncommitted messages.
 const CONSUMER: &str = "archiver";
+
+/// One stream the archiver moves into the file.
+#[derive(Clone)]
+struct Source {
+    which: Stream,
+    name: String,
+    stream: async_nats::jetstream::stream::Stream,
+    consumer: consumer::PullConsumer,
+}
 
 pub struct Archiver {
     context: Context,
     config: ArchiverConfig,
-    store: Store,
-    streams: Vec<(Stream, consumer::PullConsumer)>,
+    bucket: async_nats::jetstream::kv::Store,
+    sources: Vec<Source>,
 }
 
 impl Service for Archiver {
@@ -54,68 +70,118 @@ impl Service for Archiver {
     type Config = ArchiverConfig;
 
     async fn connect(context: Context, config: ArchiverConfig) -> anyhow::Result<Self> {
-        let store = Store::open(&config.db_path)?;
-        let mut streams = Vec::new();
+        let mut sources = Vec::new();
         for which in [Stream::Events, Stream::Alerts, Stream::Metrics] {
             let stream = which.ensure(&context.jetstream, &context.subjects, &context.nats).await?;
+            // No subject filter, though heartbeats are skipped (`decode`): filtering on the
+            // server over several subjects cost nats-server 6 µs a message (archive-bench),
+            // more than sending the heartbeats along. An empty list also clears a filter an
+            // older archiver set.
             let consumer = stream
-                .get_or_create_consumer(
-                    CONSUMER,
-                    consumer::pull::Config {
-                        durable_name: Some(CONSUMER.into()),
-                        ack_policy: consumer::AckPolicy::All,
-                        ack_wait: Duration::from_secs(60),
-                        max_ack_pending: 100_000,
-                        ..Default::default()
-                    },
-                )
+                .create_consumer(consumer::pull::Config {
+                    durable_name: Some(CONSUMER.into()),
+                    ack_policy: consumer::AckPolicy::All,
+                    ack_wait: Duration::from_secs(60),
+                    max_ack_pending: 100_000,
+                    ..Default::default()
+                })
                 .await?;
-            streams.push((which, consumer));
+            let name = which.config(&context.subjects, &context.nats).name;
+            sources.push(Source { which, name, stream, consumer });
         }
-        info!(path = %config.db_path.display(), "archive open");
-        Ok(Self { context, config, store, streams })
+        let bucket = shared::nats::state_bucket(&context.jetstream, &context.subjects).await?;
+        Ok(Self { context, config, bucket, sources })
     }
 
     async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let ttl = Duration::from_secs(self.config.lease_ttl_secs.max(1));
+        let holder = format!("{}:{}", shared::telemetry::instance(), self.config.db_path.display());
+        self.context.counters.set_gauge("archiver_active", &[], 0.0);
+        loop {
+            let acquired =
+                lease::Lease::acquire(self.bucket.clone(), state_keys::ARCHIVER_LEASE, holder.clone(), ttl, &shutdown)
+                    .await?;
+            let Some(mut lease) = acquired else { return Ok(()) };
+            let active = shutdown.child_token();
+            let keeper = {
+                let lost = active.clone();
+                let stop = active.clone();
+                async move {
+                    lease.keep(&lost, &stop).await;
+                    lease
+                }
+            };
+            let (lease, outcome) = tokio::join!(keeper, async {
+                let outcome = self.archive_while(&active).await;
+                active.cancel();
+                outcome
+            });
+            self.context.counters.set_gauge("archiver_active", &[], 0.0);
+            if shutdown.is_cancelled() || outcome.is_err() {
+                lease.release().await;
+                return outcome;
+            }
+            info!("no longer the active archiver; waiting to take over again");
+        }
+    }
+}
+
+impl Archiver {
+    /// Opens the file and archives every stream until `active` is cancelled (shutdown, or
+    /// the lease lost).
+    async fn archive_while(&self, active: &CancellationToken) -> anyhow::Result<()> {
+        // A predecessor that stalled rather than died may still hold the file's lock.
+        let mut store = None;
+        let opened = shared::service::retry_until_done("opening the archive", active, || {
+            let opened = Store::open(&self.config.db_path).map(|opened| store = Some(opened));
+            std::future::ready(opened)
+        })
+        .await;
+        let Some(store) = store.filter(|_| opened) else { return Ok(()) };
+        info!(path = %self.config.db_path.display(), "archive open; archiving");
+        self.context.counters.set_gauge("archiver_active", &[], 1.0);
         let mut tasks = tokio::task::JoinSet::new();
-        for (which, consumer) in self.streams {
-            let name = which.config(&self.context.subjects, &self.context.nats).name;
+        for source in &self.sources {
             tasks.spawn(archive(
-                name,
-                which,
-                consumer,
-                self.store.clone(),
+                source.clone(),
+                store.clone(),
                 self.context.clone(),
                 self.config.batch_max,
-                shutdown.clone(),
+                active.clone(),
             ));
         }
-        tasks.spawn(retention(self.store.clone(), self.config.retention_days, shutdown.clone()));
-        let outcome = shared::service::join_all(tasks, &shutdown).await;
-        self.store.close().await?;
+        tasks.spawn(retention(store.clone(), self.config.retention_days, active.clone()));
+        tasks.spawn(report_lag(self.sources.clone(), self.context.counters.clone(), active.clone()));
+        let outcome = shared::service::join_all(tasks, active).await;
+        store.close().await?;
         outcome
     }
 }
 
-/// Moves one stream into the archive, batch by batch, until shutdown.
+/// Moves one stream into the archive, batch by batch, until `active` ends.
 async fn archive(
-    stream_name: String,
-    which: Stream,
-    consumer: consumer::PullConsumer,
+    source: Source,
     store: Store,
     context: Context,
     batch_max: usize,
-    shutdown: CancellationToken,
+    active: CancellationToken,
 ) -> anyhow::Result<()> {
     let archived = context.counters.counter("archiver_messages_archived_total");
-    let skipped = context.counters.counter("archiver_messages_skipped_total");
+    let commits = context.counters.counter("archiver_commits_total");
+    let skipped = decode::Skipped {
+        undecodable: context.counters.counter("archiver_messages_skipped_total"),
+        heartbeats: context.counters.counter("archiver_heartbeats_skipped_total"),
+    };
+    let stream_name = source.name;
     let mut offset = store.offset(&stream_name).await?;
-    let mut messages = consumer.messages().await?.ready_chunks(batch_max);
+    // Pull as many as a transaction takes, so a lagging archiver commits big batches.
+    let mut messages =
+        source.consumer.stream().max_messages_per_batch(batch_max).heartbeat(Duration::from_secs(5)).messages().await?;
     loop {
         let chunk = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => return Ok(()),
-            chunk = messages.next() => match chunk {
+            _ = active.cancelled() => return Ok(()),
+            chunk = next_chunk(&mut messages, batch_max, LINGER) => match chunk {
                 Some(chunk) => chunk,
                 None => return Ok(()),
             },
@@ -139,17 +205,17 @@ async fn archive(
         }
         let Some(last) = last else { continue };
         if let Some(&(seq, _, _)) = fresh.last() {
-            let batches = to_batches(which, &fresh, &skipped)?;
+            let batches = decode::to_batches(source.which, &fresh, &skipped)?;
             // While DuckDB refuses the batch (a full disk, say) nothing is acked, so nothing is lost.
             let what = format!("archiving {stream_name} up to {seq}");
-            let committed = shared::service::retry_until_done(&what, &shutdown, || {
-                store.append(&stream_name, seq, batches.clone())
-            })
-            .await;
+            let committed =
+                shared::service::retry_until_done(&what, &active, || store.append(&stream_name, seq, batches.clone()))
+                    .await;
             if !committed {
                 return Ok(());
             }
             archived.add(fresh.len() as u64);
+            commits.inc();
             offset = seq;
         }
         // AckPolicy::All: the last ack covers the chunk, and only after the commit. A lost
@@ -160,92 +226,78 @@ async fn archive(
     }
 }
 
-fn to_batches(
-    which: Stream,
-    messages: &[(u64, String, bytes::Bytes)],
-    skipped: &shared::telemetry::Counter,
-) -> anyhow::Result<Vec<(&'static str, arrow::record_batch::RecordBatch)>> {
-    fn decoded<T: serde::de::DeserializeOwned>(
-        messages: &[(u64, String, bytes::Bytes)],
-        skipped: &shared::telemetry::Counter,
-    ) -> Vec<(u64, String, Envelope<T>)> {
-        let mut rows = Vec::with_capacity(messages.len());
-        for (seq, subject, payload) in messages {
-            match codec::decode_envelope::<T>(payload) {
-                Ok(envelope) => rows.push((*seq, subject.clone(), envelope)),
-                Err(err) => {
-                    // Already dead-lettered by whoever read it first; the archive skips it.
-                    skipped.inc();
-                    warn!(seq, subject = %subject, error = %err, "undecodable message not archived");
+/// How long a batch waits for more messages before it is committed: each commit has a
+/// fixed cost, so a steady trickle is written a few times a second rather than per message.
+const LINGER: Duration = Duration::from_millis(250);
+
+/// The next batch: the first message, then what else comes within `linger`, up to `max`.
+async fn next_chunk<S: futures::Stream + Unpin>(
+    messages: &mut S,
+    max: usize,
+    linger: Duration,
+) -> Option<Vec<S::Item>> {
+    let mut chunk = vec![messages.next().await?];
+    let deadline = tokio::time::sleep(linger);
+    tokio::pin!(deadline);
+    while chunk.len() < max {
+        tokio::select! {
+            biased;
+            item = messages.next() => match item {
+                Some(item) => chunk.push(item),
+                None => break,
+            },
+            _ = &mut deadline => break,
+        }
+    }
+    Some(chunk)
+}
+
+/// Every health interval: how many messages each stream holds that are not archived yet,
+/// and how old the oldest of them is (0 when caught up).
+async fn report_lag(
+    sources: Vec<Source>,
+    counters: shared::telemetry::Registry,
+    active: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut every = tokio::time::interval(shared::telemetry::HEALTH_INTERVAL);
+    loop {
+        tokio::select! {
+            biased;
+            _ = active.cancelled() => return Ok(()),
+            _ = every.tick() => {}
+        }
+        for source in &sources {
+            match lag(source).await {
+                Ok((messages, seconds)) => {
+                    let labels = [("stream", source.name.as_str())];
+                    counters.set_gauge("archiver_lag_messages", &labels, messages as f64);
+                    counters.set_gauge("archiver_lag_seconds", &labels, seconds);
                 }
+                Err(err) => warn!(stream = %source.name, error = format!("{err:#}"), "archive lag not measured"),
             }
         }
-        rows
     }
-    Ok(match which {
-        Stream::Events => vec![("events", rows::events_batch(&decoded::<Event>(messages, skipped))?)],
-        Stream::Alerts => {
-            let alerts: Vec<(u64, Envelope<Alert>)> =
-                decoded::<Alert>(messages, skipped).into_iter().map(|(seq, _, envelope)| (seq, envelope)).collect();
-            vec![("alerts", rows::alerts_batch(&alerts)?)]
-        }
-        Stream::Metrics => metrics_batches(messages, skipped)?,
-        Stream::DeadLetter => Vec::new(),
-    })
 }
 
-/// The metrics stream into the seed's three long tables, by subject.
-fn metrics_batches(
-    messages: &[(u64, String, bytes::Bytes)],
-    skipped: &shared::telemetry::Counter,
-) -> anyhow::Result<Vec<(&'static str, arrow::record_batch::RecordBatch)>> {
-    let mut system = Vec::new();
-    let mut workers: Vec<(i64, String, &'static str, f64)> = Vec::new();
-    let mut tasks: Vec<(i64, String, &'static str, f64)> = Vec::new();
-    for (seq, subject, payload) in messages {
-        let decoded = match subject.rsplit('.').nth(1) {
-            Some("worker") => codec::decode_envelope::<WorkerMetrics>(payload).map(|envelope| {
-                let metrics = envelope.payload;
-                workers.extend(
-                    metrics
-                        .flatten()
-                        .into_iter()
-                        .map(|(name, value)| (envelope.time, metrics.worker_id.clone(), name, value)),
-                );
-            }),
-            _ if subject.ends_with(".metrics.tasks") => {
-                codec::decode_envelope::<TaskMetrics>(payload).map(|envelope| {
-                    for task in envelope.payload.finished.items {
-                        let outcome = if task.succeeded { 1.0 } else { 0.0 };
-                        for (name, value) in [
-                            ("queue_ms", task.queue_ms),
-                            ("processing_ms", task.processing_ms),
-                            ("total_ms", task.total_ms),
-                            ("succeeded", outcome),
-                        ] {
-                            tasks.push((task.finished_at, task.task_id.clone(), name, value));
-                        }
-                    }
-                })
-            }
-            _ => codec::decode_envelope::<SystemMetrics>(payload).map(|envelope| {
-                system.extend(envelope.payload.flatten().into_iter().map(|(name, value)| (envelope.time, name, value)));
-            }),
-        };
-        if let Err(err) = decoded {
-            skipped.inc();
-            warn!(seq, subject = %subject, error = %err, "undecodable metrics not archived");
-        }
+async fn lag(source: &Source) -> anyhow::Result<(u64, f64)> {
+    let mut consumer = source.consumer.clone();
+    let info = consumer.info().await?;
+    let messages = info.num_pending + info.num_ack_pending as u64;
+    if messages == 0 {
+        return Ok((0, 0.0));
     }
-    Ok(vec![
-        ("system_metrics", rows::system_metrics_batch(&system)?),
-        ("worker_metrics", rows::keyed_metrics_batch("worker_id", &keyed(&workers))?),
-        ("task_metrics", rows::keyed_metrics_batch("task_id", &keyed(&tasks))?),
-    ])
-}
-
-fn keyed<'a>(rows: &'a [(i64, String, &'static str, f64)]) -> Vec<(i64, &'a str, &'a str, f64)> {
-    rows.iter().map(|(time, id, name, value)| (*time, id.as_str(), *name, *value)).collect()
+    // The oldest message not yet acknowledged; with a filter it may be one the archiver
+    // skips, which is older still, so the figure errs on the side of more lag.
+    let oldest = source.stream.get_raw_message(info.ack_floor.stream_sequence + 1).await;
+    let seconds = match oldest {
+        Ok(message) => {
+            let time = message.time.unix_timestamp_nanos() / 1_000_000;
+            ((now_ms() as i128 - time).max(0) as f64) / 1000.0
+        }
+        // Gone already (aged out of the stream): nothing older is waiting.
+        Err(_) => 0.0,
+    };
+    Ok((messages, seconds))
 }
 
 /// Deletes rows past the retention once an hour (and once at start).

@@ -16,11 +16,17 @@ struct Cli {
     /// Days of raw data kept [default: 7]
     #[arg(long)]
     retention_days: Option<u32>,
+    /// Seconds the active archiver may stay silent before a waiting one takes over [default: 10]
+    #[arg(long)]
+    lease_ttl_secs: Option<u64>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut flags = Overrides::default();
-    flags.set("archiver.db_path", cli.db_path).set("archiver.retention_days", cli.retention_days);
+    flags
+        .set("archiver.db_path", cli.db_path)
+        .set("archiver.retention_days", cli.retention_days)
+        .set("archiver.lease_ttl_secs", cli.lease_ttl_secs);
     shared::service::main::<Archiver>(&cli.common, flags)
 }

@@ -21,7 +21,7 @@ fn text(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Utf8, nullable)
 }
 
-/// Rows of `events`: one per event, its payload as JSON.
+/// Rows of `events`: one per event; the fields beside its type and ids go into `detail`.
 pub fn events_batch(rows: &[(u64, String, Envelope<Event>)]) -> Result<RecordBatch, ArrowError> {
     let schema = Schema::new(vec![
         Field::new("seq", DataType::UInt64, false),
@@ -31,11 +31,9 @@ pub fn events_batch(rows: &[(u64, String, Envelope<Event>)]) -> Result<RecordBat
         text("type", false),
         text("worker_id", true),
         text("task_id", true),
-        text("subject", false),
-        text("payload", false),
+        text("detail", true),
     ]);
-    let payloads: Vec<String> =
-        rows.iter().map(|(_, _, envelope)| serde_json::to_string(&envelope.payload).unwrap_or_default()).collect();
+    let details: Vec<Option<String>> = rows.iter().map(|(_, _, envelope)| detail(&envelope.payload)).collect();
     let columns: Vec<ArrayRef> = vec![
         Arc::new(UInt64Array::from_iter_values(rows.iter().map(|(seq, _, _)| *seq))),
         Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, _, envelope)| envelope.id.as_str()))),
@@ -46,10 +44,22 @@ pub fn events_batch(rows: &[(u64, String, Envelope<Event>)]) -> Result<RecordBat
         Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, _, envelope)| envelope.payload.kind()))),
         Arc::new(StringArray::from_iter(rows.iter().map(|(_, _, envelope)| envelope.payload.worker_id()))),
         Arc::new(StringArray::from_iter(rows.iter().map(|(_, _, envelope)| envelope.payload.task_id()))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, subject, _)| subject.as_str()))),
-        Arc::new(StringArray::from_iter_values(payloads.iter().map(String::as_str))),
+        Arc::new(StringArray::from_iter(details.iter().map(Option::as_deref))),
     ];
     RecordBatch::try_new(Arc::new(schema), columns)
+}
+
+/// An event's fields other than `type`, `worker_id` and `task_id`, as a JSON object; `None`
+/// when it has none (a task starting or completing is all ids).
+pub fn detail(event: &Event) -> Option<String> {
+    if matches!(event, Event::TaskStarted { .. } | Event::TaskCompleted { .. }) {
+        return None;
+    }
+    let serde_json::Value::Object(mut fields) = serde_json::to_value(event).ok()? else { return None };
+    for key in ["type", "worker_id", "task_id"] {
+        fields.remove(key);
+    }
+    (!fields.is_empty()).then(|| serde_json::Value::Object(fields).to_string())
 }
 
 /// Rows of `alerts`: one per alert state change.

@@ -8,22 +8,6 @@ use duckdb::Connection;
 use std::path::{Path, PathBuf};
 use tokio::sync::{mpsc, oneshot};
 
-/// The public schema. The three long metric tables are the seed's; `stream_offsets` holds
-/// how far each stream is archived.
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
-    seq UBIGINT NOT NULL, id VARCHAR NOT NULL, time TIMESTAMP NOT NULL, source VARCHAR NOT NULL,
-    type VARCHAR NOT NULL, worker_id VARCHAR, task_id VARCHAR, subject VARCHAR NOT NULL, payload VARCHAR NOT NULL);
-CREATE TABLE IF NOT EXISTS alerts (
-    seq UBIGINT NOT NULL, id VARCHAR NOT NULL, time TIMESTAMP NOT NULL, alert_id VARCHAR NOT NULL,
-    rule VARCHAR NOT NULL, severity VARCHAR NOT NULL, state VARCHAR NOT NULL, target VARCHAR NOT NULL,
-    summary VARCHAR NOT NULL, value DOUBLE, threshold DOUBLE);
-CREATE TABLE IF NOT EXISTS system_metrics (timestamp TIMESTAMP NOT NULL, metric_name VARCHAR NOT NULL, metric_value DOUBLE);
-CREATE TABLE IF NOT EXISTS worker_metrics (timestamp TIMESTAMP NOT NULL, worker_id VARCHAR NOT NULL, metric_name VARCHAR NOT NULL, metric_value DOUBLE);
-CREATE TABLE IF NOT EXISTS task_metrics (timestamp TIMESTAMP NOT NULL, task_id VARCHAR NOT NULL, metric_name VARCHAR NOT NULL, metric_value DOUBLE);
-CREATE TABLE IF NOT EXISTS stream_offsets (stream VARCHAR PRIMARY KEY, seq UBIGINT NOT NULL);
-";
-
 /// Tables pruned by retention, with their time column.
 const RETAINED: [(&str, &str); 5] = [
     ("events", "time"),
@@ -66,8 +50,12 @@ impl Store {
         if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
-        let connection = Connection::open(path).with_context(|| format!("opening DuckDB file {}", path.display()))?;
-        connection.execute_batch(SCHEMA).context("creating the archive schema")?;
+        let mut connection =
+            Connection::open(path).with_context(|| format!("opening DuckDB file {}", path.display()))?;
+        // One writer thread appending batches: DuckDB's worker threads would only contend on
+        // a small machine. Memory is bounded so the archiver's footprint stays flat.
+        connection.execute_batch("SET threads = 1; SET memory_limit = '128MB'").context("configuring DuckDB")?;
+        crate::schema::migrate(&mut connection)?;
         let (commands, receiver) = mpsc::channel(16);
         let path: PathBuf = path.to_owned();
         std::thread::Builder::new()

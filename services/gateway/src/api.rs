@@ -4,16 +4,12 @@ use crate::live::{Live, Snapshot, Update};
 use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use futures::StreamExt as _;
 use serde_json::{Value, json};
-use shared::alert::{AlertState, Severity};
-use shared::metrics::{TaskMetrics, WorkerMetrics};
-use shared::nats::state_keys;
+use shared::alert::Severity;
 use shared::now_ms;
-use std::fmt::Write as _;
 use tokio::sync::broadcast::error::RecvError;
 
 /// Metrics older than this make the status `stale`, ms.
@@ -30,7 +26,7 @@ pub fn router(live: Live) -> Router {
         .route("/api/alerts", get(alerts))
         .route("/api/services", get(services))
         .route("/ws/metrics", get(websocket))
-        .route("/metrics", get(prometheus))
+        .route("/metrics", get(crate::prometheus::metrics))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)
         .with_state(live)
@@ -77,7 +73,45 @@ pub fn status_json(snapshot: &Snapshot, now: i64) -> Value {
         "processing_time_ms": system.processing_time_ms,
         "scheduling_efficiency": system.scheduling_efficiency,
         "utilisation": system.utilisation,
+        "archive": archive_json(snapshot, now),
     })
+}
+
+/// Health reports older than this belong to an instance that is gone, ms.
+const REPORT_STALE_AFTER_MS: i64 = 10_000;
+
+/// Which archiver is active and how far it is behind each stream, from health reports.
+fn archive_json(snapshot: &Snapshot, now: i64) -> Value {
+    let live = snapshot
+        .services
+        .values()
+        .filter(|report| report.service == "archiver" && now - report.time <= REPORT_STALE_AFTER_MS);
+    fn gauge<'a>(
+        report: &'a shared::health::HealthReport,
+        name: &str,
+        stream: Option<&str>,
+    ) -> Option<&'a shared::health::Gauge> {
+        report.gauges.iter().find(|gauge| {
+            gauge.name == name
+                && stream.is_none_or(|stream| gauge.labels.get("stream").map(String::as_str) == Some(stream))
+        })
+    }
+    let (active, standby): (Vec<_>, Vec<_>) =
+        live.partition(|report| gauge(report, "archiver_active", None).is_some_and(|gauge| gauge.value > 0.0));
+    let Some(report) = active.first() else {
+        return json!({ "active": null, "standby": standby.len(), "streams": [] });
+    };
+    let streams: Vec<Value> = report
+        .gauges
+        .iter()
+        .filter(|gauge| gauge.name == "archiver_lag_messages")
+        .filter_map(|messages| {
+            let stream = messages.labels.get("stream")?;
+            let seconds = gauge(report, "archiver_lag_seconds", Some(stream)).map_or(0.0, |gauge| gauge.value);
+            Some(json!({ "stream": stream, "lag_messages": messages.value, "lag_seconds": seconds }))
+        })
+        .collect();
+    json!({ "active": report.instance, "standby": standby.len(), "streams": streams })
 }
 
 async fn status(State(live): State<Live>) -> axum::Json<Value> {
@@ -95,30 +129,12 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
 }
 
-/// The latest value of a state-bucket key, as JSON (the envelope's payload).
-async fn bucket_json<T: serde::de::DeserializeOwned + serde::Serialize>(
-    live: &Live,
-    key: &str,
-) -> Result<Value, Response> {
-    let Some(bucket) = &live.bucket else {
-        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "the state bucket is not open"));
-    };
-    let bytes = bucket
-        .get(key)
-        .await
-        .map_err(|err| error(StatusCode::SERVICE_UNAVAILABLE, &format!("reading the state bucket: {err}")))?
-        .ok_or_else(|| error(StatusCode::NOT_FOUND, &format!("no metrics under {key:?} (yet)")))?;
-    let envelope = shared::codec::decode_envelope::<T>(&bytes)
-        .map_err(|err| error(StatusCode::INTERNAL_SERVER_ERROR, &format!("undecodable {key}: {err}")))?;
-    Ok(json!(envelope.payload))
-}
-
 /// `GET /api/metrics/tasks`: throughput, success and latency by family, model and hardware,
 /// compatibility and fault tolerance.
 async fn task_metrics(State(live): State<Live>) -> Response {
-    match bucket_json::<TaskMetrics>(&live, state_keys::TASKS).await {
-        Ok(value) => axum::Json(value).into_response(),
-        Err(response) => response,
+    match &live.read().tasks {
+        Some(tasks) => axum::Json(tasks).into_response(),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "no task metrics yet: is the processor running?"),
     }
 }
 
@@ -127,9 +143,9 @@ async fn worker_metrics(State(live): State<Live>, Path(worker_id): Path<String>)
     if let Err(err) = shared::subjects::check_token("worker_id", &worker_id) {
         return error(StatusCode::BAD_REQUEST, &err.to_string());
     }
-    match bucket_json::<WorkerMetrics>(&live, &state_keys::worker(&worker_id)).await {
-        Ok(value) => axum::Json(value).into_response(),
-        Err(response) => response,
+    match live.read().workers.workers.get(&worker_id) {
+        Some(worker) => axum::Json(worker).into_response(),
+        None => error(StatusCode::NOT_FOUND, &format!("no worker {worker_id:?} (yet)")),
     }
 }
 
@@ -146,27 +162,10 @@ async fn worker_metrics_list(State(live): State<Live>, Query(query): Query<ListQ
     if !(1..=1000).contains(&limit) {
         return error(StatusCode::BAD_REQUEST, "limit must be between 1 and 1000");
     }
-    let Some(bucket) = &live.bucket else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the state bucket is not open");
-    };
-    let keys = match bucket.keys().await {
-        Ok(keys) => keys,
-        Err(err) => return error(StatusCode::SERVICE_UNAVAILABLE, &format!("listing the state bucket: {err}")),
-    };
-    let mut workers: Vec<String> =
-        futures::StreamExt::filter_map(keys, |key| async move { key.ok().filter(|key| key.starts_with("worker.")) })
-            .collect::<Vec<_>>()
-            .await;
-    workers.sort();
-    let total = workers.len();
-    let mut items = Vec::with_capacity(limit.min(total));
-    for key in workers.iter().take(limit) {
-        // A worker retired between the listing and the read is simply left out.
-        if let Ok(value) = bucket_json::<WorkerMetrics>(&live, key).await {
-            items.push(value);
-        }
-    }
-    axum::Json(json!({ "items": items, "total": total, "truncated": total > limit })).into_response()
+    let snapshot = live.read();
+    let workers = &snapshot.workers.workers;
+    let items: Vec<_> = workers.values().take(limit).collect();
+    axum::Json(json!({ "items": items, "total": workers.len(), "truncated": workers.len() > limit })).into_response()
 }
 
 async fn alerts(State(live): State<Live>) -> axum::Json<Value> {
@@ -227,68 +226,6 @@ async fn session(mut socket: WebSocket, live: Live) {
     }
 }
 
-/// `GET /metrics`: Prometheus text format, the fleet's figures and every service's counters.
-async fn prometheus(State(live): State<Live>) -> Response {
-    let snapshot = live.read();
-    let mut out = String::new();
-    if let Some(system) = &snapshot.system {
-        let workers = &system.workers;
-        let _ = writeln!(out, "# HELP fleetwatch_workers Workers by status.\n# TYPE fleetwatch_workers gauge");
-        for (status, value) in [
-            ("idle", workers.idle),
-            ("busy", workers.busy),
-            ("overloaded", workers.overloaded),
-            ("disconnected", workers.disconnected),
-        ] {
-            let _ = writeln!(out, "fleetwatch_workers{{status=\"{status}\"}} {value}");
-        }
-        let tasks = &system.tasks;
-        let _ = writeln!(
-            out,
-            "# HELP fleetwatch_tasks Tasks now queued, assigned or running.\n# TYPE fleetwatch_tasks gauge"
-        );
-        for (status, value) in [("queued", tasks.queued), ("assigned", tasks.assigned), ("running", tasks.running)] {
-            let _ = writeln!(out, "fleetwatch_tasks{{status=\"{status}\"}} {value}");
-        }
-        let _ = writeln!(
-            out,
-            "# HELP fleetwatch_tasks_finished_total Tasks finished, by outcome.\n# TYPE fleetwatch_tasks_finished_total counter"
-        );
-        for (outcome, value) in
-            [("completed", tasks.completed), ("failed", tasks.failed), ("cancelled", tasks.cancelled)]
-        {
-            let _ = writeln!(out, "fleetwatch_tasks_finished_total{{outcome=\"{outcome}\"}} {value}");
-        }
-        let _ = writeln!(
-            out,
-            "# TYPE fleetwatch_throughput_per_minute gauge\nfleetwatch_throughput_per_minute {}",
-            system.throughput_per_min
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE fleetwatch_queue_time_p95_seconds gauge\nfleetwatch_queue_time_p95_seconds {}",
-            system.queue_time_ms.p95 / 1000.0
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE fleetwatch_scheduling_efficiency gauge\nfleetwatch_scheduling_efficiency {}",
-            system.scheduling_efficiency
-        );
-    }
-    let firing = snapshot.firing.alerts.iter().filter(|alert| alert.state == AlertState::Firing).count();
-    let _ = writeln!(out, "# TYPE fleetwatch_alerts_firing gauge\nfleetwatch_alerts_firing {firing}");
-    let mut typed = std::collections::BTreeSet::new();
-    for report in snapshot.services.values() {
-        for (name, value) in &report.counters {
-            if typed.insert(name.clone()) {
-                let _ = writeln!(out, "# TYPE {name} counter");
-            }
-            let _ = writeln!(out, "{name}{{instance=\"{}\"}} {value}", report.instance);
-        }
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,7 +247,7 @@ mod tests {
 
     #[tokio::test]
     async fn status_waits_for_data_then_shows_it() {
-        let live = Live::new(CancellationToken::new(), None);
+        let live = Live::new(CancellationToken::new());
         let (code, body) = get(&live, "/api/status").await;
         assert_eq!(code, StatusCode::OK);
         assert_eq!(body["status"], "waiting");
@@ -329,7 +266,7 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_paths_get_a_json_404() {
-        let (code, body) = get(&Live::new(CancellationToken::new(), None), "/api/nope").await;
+        let (code, body) = get(&Live::new(CancellationToken::new()), "/api/nope").await;
         assert_eq!(code, StatusCode::NOT_FOUND);
         assert!(body["error"].is_string());
     }

@@ -4,6 +4,7 @@
 
 pub mod api;
 mod live;
+mod prometheus;
 
 use anyhow::Context as _;
 pub use live::Live;
@@ -44,8 +45,7 @@ impl Service for Gateway {
     }
 
     async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let bucket = shared::nats::state_bucket(&self.context.jetstream, &self.context.subjects).await?;
-        let live = Live::new(shutdown.clone(), Some(bucket));
+        let live = Live::new(shutdown.clone());
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(live.clone().follow_state(self.context.clone(), shutdown.clone()));
         tasks.spawn(live.clone().follow_bus(self.context.clone(), shutdown.clone()));

@@ -1,12 +1,13 @@
-//! What the gateway knows now, fed from NATS: the state bucket (system metrics, firing
-//! alerts), alert changes and service health reports. Every change is also sent to
-//! WebSocket clients through one broadcast channel.
+//! What the gateway knows now, fed from NATS: the state bucket (the latest system and task
+//! metrics and firing alerts, for a start with data), the metrics each tick, every worker's
+//! metrics (the last sample, then the changes), alert changes and service health reports.
+//! Every change is also sent to WebSocket clients through one broadcast channel.
 
 use futures::StreamExt;
 use serde::Serialize;
 use shared::alert::{Alert, FiringAlerts};
 use shared::health::HealthReport;
-use shared::metrics::SystemMetrics;
+use shared::metrics::{SystemMetrics, TaskMetrics, WorkerMetricsBatch, WorkerPicture};
 use shared::nats::state_keys;
 use shared::service::Context;
 use shared::{Envelope, codec};
@@ -22,6 +23,8 @@ const RECENT_ALERTS: usize = 200;
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub system: Option<SystemMetrics>,
+    pub tasks: Option<TaskMetrics>,
+    pub workers: WorkerPicture,
     pub firing: FiringAlerts,
     pub recent_alerts: VecDeque<Alert>,
     pub services: BTreeMap<String, HealthReport>,
@@ -42,13 +45,11 @@ pub struct Live {
     pub updates: broadcast::Sender<Arc<str>>,
     /// Cancelled at shutdown, so WebSocket sessions end and the server can stop.
     pub closing: CancellationToken,
-    /// The state bucket, read on request for per-worker and per-task-type metrics.
-    pub bucket: Option<async_nats::jetstream::kv::Store>,
 }
 
 impl Live {
-    pub fn new(closing: CancellationToken, bucket: Option<async_nats::jetstream::kv::Store>) -> Self {
-        Self { snapshot: Arc::default(), updates: broadcast::channel(256).0, closing, bucket }
+    pub fn new(closing: CancellationToken) -> Self {
+        Self { snapshot: Arc::default(), updates: broadcast::channel(256).0, closing }
     }
 
     pub fn read(&self) -> std::sync::RwLockReadGuard<'_, Snapshot> {
@@ -82,7 +83,8 @@ impl Live {
 
     async fn watch_state(&self, context: &Context, shutdown: &CancellationToken) -> anyhow::Result<()> {
         let bucket = shared::nats::state_bucket(&context.jetstream, &context.subjects).await?;
-        let mut entries = bucket.watch_many_with_history([state_keys::SYSTEM, state_keys::ALERTS_FIRING]).await?;
+        let mut entries =
+            bucket.watch_many_with_history([state_keys::SYSTEM, state_keys::TASKS, state_keys::ALERTS_FIRING]).await?;
         loop {
             let entry = tokio::select! {
                 biased;
@@ -93,13 +95,8 @@ impl Live {
                 },
             };
             match entry.key.as_str() {
-                state_keys::SYSTEM => match codec::decode_envelope::<SystemMetrics>(&entry.value) {
-                    Ok(envelope) => {
-                        self.send(Update::System(&envelope.payload));
-                        self.write().system = Some(envelope.payload);
-                    }
-                    Err(err) => warn!(error = %err, "undecodable system metrics"),
-                },
+                state_keys::SYSTEM => self.system(&entry.value),
+                state_keys::TASKS => self.tasks(&entry.value),
                 state_keys::ALERTS_FIRING => match codec::decode::<FiringAlerts>(&entry.value) {
                     Ok(firing) => {
                         self.send(Update::AlertsFiring(&firing));
@@ -112,14 +109,85 @@ impl Live {
         }
     }
 
-    /// Follows alert changes and health reports (core NATS) until shutdown.
+    /// System metrics, from the bucket or the bus; an older tick than the one held is ignored.
+    fn system(&self, bytes: &[u8]) {
+        match codec::decode_envelope::<SystemMetrics>(bytes) {
+            Ok(Envelope { payload: system, .. }) => {
+                if self.read().system.as_ref().is_some_and(|held| held.time >= system.time) {
+                    return;
+                }
+                self.send(Update::System(&system));
+                self.write().system = Some(system);
+            }
+            Err(err) => warn!(error = %err, "undecodable system metrics"),
+        }
+    }
+
+    fn tasks(&self, bytes: &[u8]) {
+        match codec::decode_envelope::<TaskMetrics>(bytes) {
+            Ok(Envelope { payload: tasks, .. }) => {
+                let mut snapshot = self.write();
+                if snapshot.tasks.as_ref().is_none_or(|held| held.time < tasks.time) {
+                    snapshot.tasks = Some(tasks);
+                }
+            }
+            Err(err) => warn!(error = %err, "undecodable task metrics"),
+        }
+    }
+
+    fn workers(&self, bytes: &[u8]) {
+        match codec::decode_envelope::<WorkerMetricsBatch>(bytes) {
+            Ok(envelope) => self.write().workers.apply(envelope.payload),
+            Err(err) => warn!(error = %err, "undecodable worker metrics"),
+        }
+    }
+
+    /// Every worker's metrics as of the last sample in FLEET_METRICS (the last message of
+    /// each part's subject).
+    async fn load_worker_sample(&self, context: &Context) -> anyhow::Result<()> {
+        use async_nats::jetstream::consumer;
+        let stream = shared::nats::Stream::Metrics.ensure(&context.jetstream, &context.subjects, &context.nats).await?;
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: context.subjects.metrics_worker_samples(),
+                deliver_policy: consumer::DeliverPolicy::LastPerSubject,
+                ..Default::default()
+            })
+            .await?;
+        if consumer.cached_info().num_pending == 0 {
+            return Ok(());
+        }
+        let mut messages = consumer.messages().await?;
+        while let Some(message) = messages.next().await {
+            let message = message?;
+            self.workers(&message.payload);
+            if message.info().map_err(|err| anyhow::anyhow!("{err}"))?.pending == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Follows the metrics of every tick, alert changes and health reports (core NATS) until
+    /// shutdown. The workers' picture starts from the last sample; the changes after it were
+    /// subscribed to first, so none is missed in between.
     pub async fn follow_bus(self, context: Context, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let mut alerts = context.client.subscribe(context.subjects.alerts_all()).await?;
-        let mut health = context.client.subscribe(context.subjects.health_all()).await?;
+        let subjects = &context.subjects;
+        let mut alerts = context.client.subscribe(subjects.alerts_all()).await?;
+        let mut health = context.client.subscribe(subjects.health_all()).await?;
+        let mut system = context.client.subscribe(subjects.metrics_system()).await?;
+        let mut tasks = context.client.subscribe(subjects.metrics_tasks()).await?;
+        let mut workers = context.client.subscribe(subjects.metrics_workers_all()).await?;
+        if let Err(err) = self.load_worker_sample(&context).await {
+            warn!(error = format!("{err:#}"), "no worker sample to start from; the next one fills the picture");
+        }
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return Ok(()),
+                Some(message) = system.next() => self.system(&message.payload),
+                Some(message) = workers.next() => self.workers(&message.payload),
+                Some(message) = tasks.next() => self.tasks(&message.payload),
                 Some(message) = alerts.next() => match codec::decode_envelope::<Alert>(&message.payload) {
                     Ok(Envelope { payload: alert, .. }) => {
                         self.send(Update::Alert(&alert));

@@ -1,21 +1,22 @@
 //! The processor: the fleet's state, folded from FLEET_EVENTS, and the metrics derived
-//! from it. Every tick it publishes `<prefix>.metrics.system`, `<prefix>.metrics.tasks` and
-//! `<prefix>.metrics.worker.<id>`, and keeps the latest of each in the state bucket
-//! (`system`, `tasks`, `worker.<id>`). It answers `<prefix>.query.processor.state` with its
-//! whole state (MessagePack), for tests and debugging.
+//! from it. Every tick it publishes `<prefix>.metrics.system` and `<prefix>.metrics.tasks`
+//! (the latest of each also under `system` and `tasks` in the state bucket, written when
+//! they change) and the per-worker metrics in batches (`publish`). It answers
+//! `<prefix>.query.processor.state` with its whole state (MessagePack), for tests and
+//! debugging.
 
 mod derive;
+mod publish;
 mod state;
 mod window;
 
-use anyhow::Context as _;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use shared::feed::EventFeed;
 use shared::metrics::FinishedTask;
-use shared::nats::{Stream, state_keys};
+use shared::nats::Stream;
 use shared::service::{Context, Service};
-use shared::{Envelope, codec, nats, now_ms};
+use shared::{codec, nats, now_ms};
 pub use state::{FleetState, Limits};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -39,8 +40,12 @@ pub struct ProcessorConfig {
     pub max_tasks_tracked: usize,
     /// How often the state is snapshotted, s. Default 10.
     pub snapshot_every_secs: u64,
-    /// Publish a metrics message per worker each tick. Default true.
+    /// Publish per-worker metrics: changes every tick, samples every `sample_secs`.
+    /// Default true.
     pub worker_metrics: bool,
+    /// How often every worker's metrics are sampled into FLEET_METRICS (the archive's raw
+    /// resolution, and where a reader starting up finds the whole fleet), s. Default 10.
+    pub sample_secs: u64,
 }
 
 impl Default for ProcessorConfig {
@@ -53,12 +58,10 @@ impl Default for ProcessorConfig {
             max_tasks_tracked: 500,
             snapshot_every_secs: 10,
             worker_metrics: true,
+            sample_secs: 10,
         }
     }
 }
-
-/// Key-value puts in flight at once when the per-worker keys are written.
-const KV_IN_FLIGHT: usize = 256;
 
 pub struct Processor {
     context: Context,
@@ -78,6 +81,7 @@ impl Service for Processor {
         Stream::Metrics.apply(&context.jetstream, &context.subjects, &context.nats).await?;
         Stream::DeadLetter.ensure(&context.jetstream, &context.subjects, &context.nats).await?;
         let bucket = nats::state_bucket(&context.jetstream, &context.subjects).await?;
+        publish::purge_legacy_worker_keys(&bucket).await?;
         let (feed, mut state): (EventFeed, FleetState) = EventFeed::open(&context, Self::NAME).await?;
         if feed.last_seq == 0 {
             state = FleetState::new(config.max_tasks_tracked);
@@ -94,7 +98,7 @@ impl Service for Processor {
             overload_cpu_pct: config.overload_cpu_pct,
             max_tasks_tracked: config.max_tasks_tracked,
         };
-        let publisher = Publisher { context: &context, bucket: &bucket, worker_metrics: config.worker_metrics };
+        let mut publisher = publish::Publisher::new(&context, bucket, &config);
         let applied = context.counters.counter("processor_events_applied_total");
         let ticks = context.counters.counter("processor_ticks_total");
         let tick_micros = context.counters.counter("processor_tick_micros_total");
@@ -152,62 +156,5 @@ async fn answer_state_query(context: &Context, query: async_nats::Message, seq: 
     };
     if let Err(err) = context.client.publish(reply, payload).await {
         warn!(error = %err, "state query not answered");
-    }
-}
-
-/// Writes one tick's metrics to the bus and the state bucket.
-struct Publisher<'a> {
-    context: &'a Context,
-    bucket: &'a async_nats::jetstream::kv::Store,
-    worker_metrics: bool,
-}
-
-impl Publisher<'_> {
-    async fn tick(
-        &self,
-        state: &FleetState,
-        now: i64,
-        seq: u64,
-        finished: Vec<FinishedTask>,
-        retired: &[String],
-        limits: &Limits,
-    ) -> anyhow::Result<()> {
-        let subjects = &self.context.subjects;
-        let system = state.system_metrics(now, seq, limits);
-        self.publish(subjects.metrics_system(), state_keys::SYSTEM.to_owned(), now, &system).await?;
-        let tasks = state.task_metrics(now, finished, limits);
-        self.publish(subjects.metrics_tasks(), state_keys::TASKS.to_owned(), now, &tasks).await?;
-        if self.worker_metrics {
-            // Per worker: core NATS (the metrics stream keeps them) and the bucket, many at once.
-            let mut puts = Vec::with_capacity(state.workers.len());
-            for (worker_id, worker) in &state.workers {
-                let payload = codec::encode(&Envelope::new(now, "processor", worker.metrics(worker_id, now, limits)))?;
-                self.context.client.publish(subjects.metrics_worker(worker_id), payload.clone()).await?;
-                puts.push((state_keys::worker(worker_id), payload));
-            }
-            let results: Vec<_> = futures::stream::iter(puts)
-                .map(|(key, payload)| async move { self.bucket.put(key, payload).await })
-                .buffer_unordered(KV_IN_FLIGHT)
-                .collect()
-                .await;
-            for result in results {
-                result.context("updating a worker's metrics in the state bucket")?;
-            }
-        }
-        for worker_id in retired {
-            self.bucket.delete(state_keys::worker(worker_id)).await.context("dropping a retired worker")?;
-        }
-        Ok(())
-    }
-
-    async fn publish<T: Serialize>(&self, subject: String, key: String, now: i64, value: &T) -> anyhow::Result<()> {
-        let envelope = Envelope::new(now, "processor", value);
-        let payload = codec::encode(&envelope)?;
-        nats::publish_bytes(&self.context.jetstream, subject, &envelope.id, payload.clone())
-            .await?
-            .await
-            .context("storing metrics")?;
-        self.bucket.put(key, payload).await.context("updating the state bucket")?;
-        Ok(())
     }
 }

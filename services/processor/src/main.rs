@@ -16,11 +16,17 @@ struct Cli {
     /// How often the state is snapshotted, s [default: 10]
     #[arg(long)]
     snapshot_every_secs: Option<u64>,
+    /// How often every worker's metrics are sampled into FLEET_METRICS, s [default: 10]
+    #[arg(long)]
+    sample_secs: Option<u64>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut flags = Overrides::default();
-    flags.set("processor.tick_ms", cli.tick_ms).set("processor.snapshot_every_secs", cli.snapshot_every_secs);
+    flags
+        .set("processor.tick_ms", cli.tick_ms)
+        .set("processor.snapshot_every_secs", cli.snapshot_every_secs)
+        .set("processor.sample_secs", cli.sample_secs);
     shared::service::main::<Processor>(&cli.common, flags)
 }

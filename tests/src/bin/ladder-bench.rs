@@ -1,11 +1,13 @@
 //! `just bench`, part two: the scale ladder. For a demo fleet of 100, 1,000 and 10,000
 //! workers (1 s ticks), after a warm-up it measures over a window: the events per second
 //! the collector sustains into FLEET_EVENTS, the share the processor keeps up with, the
-//! processor's CPU (percent of one core) and resident memory, and its mean tick time.
+//! processor's CPU (percent of one core) and resident memory, its mean tick time, and how
+//! fast the streams the archiver reads fill: from that, how long the archiver may be down
+//! before the oldest unarchived message is dropped, on the default stream limits.
 //!
 //! `ladder-bench [WORKERS...] [--warmup-secs N] [--window-secs N]`
 
-use fleetwatch_tests::{NatsServer, ServiceProcess};
+use fleetwatch_tests::{NatsServer, ServiceProcess, procfs};
 use futures::StreamExt;
 use shared::codec;
 use shared::health::HealthReport;
@@ -18,12 +20,18 @@ struct Sample {
     ticks: u64,
     tick_micros: u64,
     cpu_ticks: u64,
+    /// Logical bytes of FLEET_EVENTS and FLEET_METRICS.
+    stream_bytes: [u64; 2],
 }
+
+/// The streams the archiver reads that fill with the fleet's size (FLEET_ALERTS holds
+/// alert changes only).
+const ARCHIVED: [&str; 2] = ["FLEET_EVENTS", "FLEET_METRICS"];
 
 #[tokio::main]
 async fn main() {
     let mut sizes = Vec::new();
-    let (mut warmup, mut window) = (10u64, 20u64);
+    let (mut warmup, mut window) = (20u64, 60u64);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -37,9 +45,9 @@ async fn main() {
     }
     println!("ladder-bench: demo fleet, 1 s ticks, {warmup} s warm-up, {window} s window");
     println!(
-        "| workers | events/s into FLEET_EVENTS | processor keeps up | processor CPU (% of a core) | processor RSS | mean tick |"
+        "| workers | events/s into FLEET_EVENTS | processor keeps up | processor CPU (% of a core) | processor RSS | mean tick | FLEET_EVENTS | FLEET_METRICS | archiver may be down |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for workers in sizes {
         let row = rung(workers, warmup, window).await;
         println!("{row}");
@@ -63,15 +71,23 @@ async fn rung(workers: usize, warmup: u64, window: u64) -> String {
             tokio::time::timeout(Duration::from_secs(10), health.next()).await.expect("health report").expect("open");
         let report: HealthReport = codec::decode(&message.payload).expect("report");
         let counter = |name: &str| report.counters.get(name).copied().unwrap_or(0);
-        let stream_seq =
-            js.get_stream("FLEET_EVENTS").await.expect("stream").info().await.expect("info").state.last_sequence;
+        let mut stream_bytes = [0; 2];
+        let mut stream_seq = 0;
+        for (index, name) in ARCHIVED.iter().enumerate() {
+            let state = js.get_stream(name).await.expect("stream").info().await.expect("info").state.clone();
+            stream_bytes[index] = state.bytes;
+            if index == 0 {
+                stream_seq = state.last_sequence;
+            }
+        }
         Sample {
             at: Instant::now(),
             stream_seq,
             applied: counter("processor_events_applied_total"),
             ticks: counter("processor_ticks_total"),
             tick_micros: counter("processor_tick_micros_total"),
-            cpu_ticks: cpu_ticks(pid),
+            cpu_ticks: procfs::cpu_ticks(&pid.to_string()),
+            stream_bytes,
         }
     };
     let start = sample().await;
@@ -80,35 +96,25 @@ async fn rung(workers: usize, warmup: u64, window: u64) -> String {
     let seconds = end.at.duration_since(start.at).as_secs_f64();
     let events = (end.stream_seq - start.stream_seq) as f64 / seconds;
     let applied = (end.applied - start.applied) as f64 / seconds;
-    let cpu = 100.0 * (end.cpu_ticks - start.cpu_ticks) as f64 / clock_ticks_per_second() / seconds;
+    let cpu = 100.0 * (end.cpu_ticks - start.cpu_ticks) as f64 / procfs::clock_ticks_per_second() / seconds;
     let tick_ms = (end.tick_micros - start.tick_micros) as f64 / (end.ticks - start.ticks).max(1) as f64 / 1000.0;
+    // Each stream drops its oldest messages at its byte cap or its age limit, whichever
+    // comes first; the archiver may be down for as long as the first stream to drop takes.
+    let mut rates = Vec::new();
+    let mut down_secs = f64::INFINITY;
+    for (index, name) in ARCHIVED.iter().enumerate() {
+        let rate = (end.stream_bytes[index] - start.stream_bytes[index]) as f64 / seconds;
+        let config = js.get_stream(name).await.expect("stream").info().await.expect("info").config.clone();
+        let by_bytes = if rate > 0.0 { config.max_bytes as f64 / rate } else { f64::INFINITY };
+        down_secs = down_secs.min(by_bytes).min(config.max_age.as_secs_f64());
+        rates.push(format!("{:.2} MB/s", rate / 1e6));
+    }
     format!(
-        "| {workers} | {events:.0} | {:.0}% | {cpu:.1}% | {:.0} MiB | {tick_ms:.1} ms |",
+        "| {workers} | {events:.0} | {:.0}% | {cpu:.1}% | {:.0} MiB | {tick_ms:.1} ms | {} | {} | {:.1} h |",
         100.0 * applied / events.max(1.0),
-        rss_mib(pid)
+        procfs::rss_mib(pid),
+        rates[0],
+        rates[1],
+        down_secs / 3600.0
     )
-}
-
-/// utime + stime of a process, in clock ticks (`/proc/<pid>/stat`).
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
-    let after_name = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
-}
-
-fn clock_ticks_per_second() -> f64 {
-    let output = std::process::Command::new("getconf").arg("CLK_TCK").output().expect("getconf");
-    String::from_utf8_lossy(&output.stdout).trim().parse().unwrap_or(100.0)
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let kib: f64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.split_whitespace().next())
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
 }

@@ -1,0 +1,59 @@
+//! The archiver seen from outside: one active at a time, the others waiting to take over.
+
+use fleetwatch_tests::{NatsServer, ServiceProcess, health_reports, ingest, wait_for, wait_for_counter};
+use serde_json::{Value, json};
+use shared::now_ms;
+
+fn gauge(report: &shared::health::HealthReport, name: &str) -> Option<f64> {
+    report.gauges.iter().find(|gauge| gauge.name == name).map(|gauge| gauge.value)
+}
+
+/// Task events with ids `e<from>` to `e<to - 1>`.
+fn events(from: usize, to: usize) -> Value {
+    let base = now_ms() - 60_000;
+    json!(
+        (from..to)
+            .map(|n| json!({"id": format!("e{n}"), "type": "task_started", "task_id": format!("t{n}"),
+                        "worker_id": "cpu-001", "time": base + n as i64}))
+            .collect::<Vec<_>>()
+    )
+}
+
+#[tokio::test]
+async fn a_second_archiver_waits_and_takes_over_when_the_first_dies() {
+    let nats = NatsServer::start();
+    let db = nats.dir.path().join("archive.duckdb");
+    let args = ["--db-path", db.to_str().expect("utf-8 path"), "--lease-ttl-secs", "2"];
+    let _collector = ServiceProcess::start("collector", &nats, &["--demo-workers", "0", "--http-port", "0"]);
+    let client = nats.client().await;
+    let mut first = ServiceProcess::start("archiver", &nats, &args);
+    wait_for("the first archiver to be active", || async {
+        let reports = health_reports(&client, "archiver", 1).await;
+        reports.values().any(|report| gauge(report, "archiver_active") == Some(1.0)).then_some(())
+    })
+    .await;
+    let mut second = ServiceProcess::start("archiver", &nats, &args);
+    let reports = health_reports(&client, "archiver", 2).await;
+    let active: Vec<Option<f64>> = reports.values().map(|report| gauge(report, "archiver_active")).collect();
+    assert_eq!(active.iter().filter(|active| **active == Some(1.0)).count(), 1, "one active: {active:?}");
+    assert!(second.log_text().contains("waiting for its lease"), "{}", second.log_text());
+
+    assert_eq!(ingest(&client, &events(0, 500)).await["accepted"], 500);
+    wait_for_counter(&client, "archiver", "archiver_messages_archived_total", 500).await;
+    first.kill();
+    assert_eq!(ingest(&client, &events(500, 1000)).await["accepted"], 500);
+    // A resend of events the first archived is dropped by JetStream, not archived twice.
+    assert_eq!(ingest(&client, &events(400, 500)).await["accepted"], 100);
+    wait_for("the second archiver to take over", || async {
+        second.log_text().contains("archive open; archiving").then_some(())
+    })
+    .await;
+    wait_for_counter(&client, "archiver", "archiver_messages_archived_total", 500).await;
+    assert!(second.stop(), "the second stops cleanly:\n{}", second.log_text());
+
+    let connection = duckdb::Connection::open(&db).expect("open the archive");
+    let (rows, ids): (i64, i64) = connection
+        .query_row("SELECT count(*), count(DISTINCT id) FROM events", [], |row| Ok((row.get(0)?, row.get(1)?)))
+        .expect("query");
+    assert_eq!((rows, ids), (1000, 1000), "every event once, none lost in the handover");
+}
