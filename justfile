@@ -33,10 +33,14 @@ test: build
         cargo test --workspace --no-fail-fast; \
     fi
 
-# Run the benchmarks (release build): pipeline throughput, then the scale ladder.
-bench *ladder: tools
+# Run the benchmarks, about 20 minutes: pipeline throughput and the archive against raw
+# JetStream (release build), a 10-minute 10,000-worker demo built as `just up` builds it,
+# then the scale ladder (`just bench 100 1000` for other rungs).
+bench *ladder: build
     cargo build --release --workspace --bins
     "$CARGO_TARGET_DIR/release/pipeline-bench"
+    "$CARGO_TARGET_DIR/release/archive-bench"
+    FLEETWATCH_BIN_DIR="$CARGO_TARGET_DIR/debug" "$CARGO_TARGET_DIR/release/demo-bench"
     "$CARGO_TARGET_DIR/release/ladder-bench" {{ladder}}
 
 # Format and lint.
