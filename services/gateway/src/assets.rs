@@ -1,0 +1,155 @@
+//! The dashboard's front end, built from `ui/` by build.rs and embedded in the binary:
+//! `/assets/*` (scripts, styles, source maps) and the HTML shell at the path of every page,
+//! which the page's own script then fills in (client-side routing). The pages read only the
+//! public REST API and the WebSocket.
+
+use crate::live::Live;
+use axum::Router;
+use axum::extract::Path;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+/// One embedded file of `ui/dist`.
+pub(crate) struct Asset {
+    /// Relative to `ui/dist`, `/`-separated.
+    pub path: &'static str,
+    pub content_type: &'static str,
+    /// A hash of `body`, quoted, for `ETag` and `If-None-Match`.
+    pub etag: &'static str,
+    pub body: &'static [u8],
+    /// The same body gzip-compressed, for clients that accept it.
+    pub gzip: Option<&'static [u8]>,
+}
+
+include!(concat!(env!("OUT_DIR"), "/ui_assets.rs"));
+
+/// The dashboard's pages; each serves the same shell. Keep in step with `ui/src/nav.js`.
+pub const PAGES: &[&str] = &[
+    "/",
+    "/system",
+    "/workers",
+    "/workers/{worker_id}",
+    "/tasks",
+    "/performance",
+    "/alerts",
+    "/topology",
+    "/fault-tolerance",
+];
+
+/// Who may run scripts and be fetched from the dashboard: only the gateway itself. Fleet
+/// data is always set as text, and this keeps an injected tag inert all the same.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+/// `/assets/{*path}` and the page shells, to merge into the gateway's router.
+pub fn routes() -> Router<Live> {
+    PAGES.iter().fold(Router::new().route("/assets/{*path}", get(asset)), |router, page| router.route(page, get(shell)))
+}
+
+fn find(path: &str) -> Option<&'static Asset> {
+    FILES.iter().find(|asset| asset.path == path)
+}
+
+async fn shell(headers: HeaderMap) -> Response {
+    match find("index.html") {
+        Some(index) => {
+            let mut response = respond(index, &headers, "no-cache");
+            response
+                .headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+            response
+        }
+        None => (StatusCode::INTERNAL_SERVER_ERROR, "the dashboard was not embedded").into_response(),
+    }
+}
+
+async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
+    match find(&path) {
+        // Names are stable (app.js), so browsers revalidate each load with the ETag and get a
+        // 304 while the binary is the same.
+        Some(asset) if asset.path != "index.html" => respond(asset, &headers, "no-cache"),
+        _ => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
+}
+
+/// The asset (gzip when accepted), or 304 when the client holds this version.
+fn respond(asset: &'static Asset, request: &HeaderMap, cache_control: &'static str) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    headers.insert(header::ETAG, HeaderValue::from_static(asset.etag));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if asset.gzip.is_some() {
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    let held = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|tags| tags.split(',').any(|tag| tag.trim() == asset.etag || tag.trim() == "*"));
+    if held {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+    let accepts_gzip = request
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|encodings| encodings.split(',').any(|encoding| encoding.trim().starts_with("gzip")));
+    match asset.gzip {
+        Some(gzip) if accepts_gzip => {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            (headers, gzip).into_response()
+        }
+        _ => (headers, asset.body).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tokio_util::sync::CancellationToken;
+    use tower::ServiceExt;
+
+    async fn get(path: &str, headers: &[(header::HeaderName, &str)]) -> Response {
+        let app = routes().with_state(Live::new(CancellationToken::new()));
+        let mut request = Request::get(path);
+        for (name, value) in headers {
+            request = request.header(name, *value);
+        }
+        app.oneshot(request.body(Body::empty()).expect("request")).await.expect("response")
+    }
+
+    #[tokio::test]
+    async fn every_page_path_serves_the_shell() {
+        for page in ["/", "/system", "/workers", "/workers/cuda-0001", "/fault-tolerance"] {
+            let response = get(page, &[]).await;
+            assert_eq!(response.status(), StatusCode::OK, "{page}");
+            assert_eq!(response.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+            assert!(response.headers().contains_key(header::CONTENT_SECURITY_POLICY));
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+            assert!(String::from_utf8_lossy(&body).contains("/assets/app.js"), "{page} links the script");
+        }
+    }
+
+    #[tokio::test]
+    async fn assets_have_types_validators_and_gzip() {
+        let plain = get("/assets/app.js", &[]).await;
+        assert_eq!(plain.status(), StatusCode::OK);
+        assert_eq!(plain.headers()[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+        assert_eq!(plain.headers()[header::CACHE_CONTROL], "no-cache");
+        assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
+        let etag = plain.headers()[header::ETAG].to_str().expect("ascii").to_owned();
+
+        let css = get("/assets/app.css", &[(header::ACCEPT_ENCODING, "gzip, br")]).await;
+        assert_eq!(css.headers()[header::CONTENT_TYPE], "text/css; charset=utf-8");
+        assert_eq!(css.headers()[header::CONTENT_ENCODING], "gzip");
+
+        let again = get("/assets/app.js", &[(header::IF_NONE_MATCH, &etag)]).await;
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+
+        assert_eq!(get("/assets/nope.js", &[]).await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(get("/assets/../Cargo.toml", &[]).await.status(), StatusCode::NOT_FOUND);
+        assert!(get("/assets/uplot.css", &[]).await.status().is_success(), "uPlot's stylesheet is served");
+    }
+}

@@ -1,0 +1,39 @@
+// The REST client: GET a path of the gateway's public API as JSON. Failures become an
+// ApiError whose message is plain text for the page to show (the server's `error` reason
+// when it sent one).
+
+export class ApiError extends Error {
+  constructor(path, status, reason) {
+    super(status ? `${path}: ${status} ${reason}` : `${path}: ${reason}`);
+    this.path = path;
+    /** The HTTP status, or 0 when the request did not get an answer. */
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+/** Fetches `path` (with `query` as search parameters) and returns the parsed JSON. */
+export async function getJson(path, query = {}, { signal } = {}) {
+  const url = new URL(path, location.origin);
+  for (const [name, value] of Object.entries(query)) url.searchParams.set(name, String(value));
+  let response;
+  try {
+    response = await fetch(url, { headers: { accept: 'application/json' }, signal });
+  } catch (err) {
+    if (err.name === 'AbortError') throw err;
+    throw new ApiError(path, 0, 'the gateway did not answer');
+  }
+  const text = await response.text();
+  let body = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    // Not JSON: the status line says enough.
+  }
+  if (!response.ok) {
+    const reason = typeof body?.error === 'string' ? body.error : response.statusText || 'request failed';
+    throw new ApiError(path, response.status, reason);
+  }
+  if (body === null) throw new ApiError(path, response.status, 'the answer was not JSON');
+  return body;
+}
