@@ -16,22 +16,38 @@ default:
 tools:
     deploy/tools.sh
 
+# (The gateway's build.rs bundles the dashboard, services/gateway/ui, with npm and embeds it.)
 # Build every service.
 build: tools
     cargo build --workspace --bins
+
+# Bundle the dashboard alone into services/gateway/ui/dist (cargo does it when ui/ changed).
+ui:
+    cd services/gateway/ui && npm ci --no-audit --no-fund && npm run build
 
 # Run nats-server, the five services and a demo fleet; dashboard on http://localhost:8082.
 up workers=env("FLEETWATCH_DEMO_WORKERS", "24"): build
     deploy/up.sh {{workers}} "$CARGO_TARGET_DIR/debug"
 
+# cargo-nextest when installed (one summary line for the whole run), else cargo test; then
+# the dashboard's browser tests (ui-test).
 # Run every test: unit tests and end-to-end tests against a real nats-server and DuckDB.
-# cargo-nextest when installed (one summary line for the whole run), else cargo test.
-test: build
+test: build && ui-test
     if cargo nextest --version >/dev/null 2>&1; then \
         cargo nextest run --workspace --no-fail-fast; \
     else \
         cargo test --workspace --no-fail-fast; \
     fi
+
+# In headless Chromium (apt-get install chromium; CHROMIUM=path overrides), against a real
+# nats-server, collector, processor and gateway from the debug build.
+# Run the dashboard's browser tests.
+ui-test: build
+    cd services/gateway/ui && \
+        if [ ! -e node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
+            npm ci --no-audit --no-fund; \
+        fi && \
+        npm test
 
 # Run the benchmarks, about 20 minutes: pipeline throughput and the archive against raw
 # JetStream (release build), a 10-minute 10,000-worker demo built as `just up` builds it,
