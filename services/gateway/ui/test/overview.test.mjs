@@ -173,6 +173,23 @@ describe('the overview', () => {
   });
 });
 
+describe('the live connection', () => {
+  test('shows that it is reconnecting while the gateway is away, then goes on live', async () => {
+    const { context, page, problems } = await openOverview();
+    try {
+      const connection = () => text(page, '#connection');
+      await waitFor('the WebSocket to be live', async () => (await connection()) === 'live');
+      await system.restartGateway(() => waitFor('word of the lost connection', async () => (await connection()) === 'reconnecting…'));
+      await waitFor('the WebSocket to be live again', async () => (await connection()) === 'live');
+      const before = await text(page, '#updated-at');
+      await waitFor('updates after the reconnection', async () => (await text(page, '#updated-at')) !== before);
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
 describe('navigation', () => {
   test('every page has its own URL and a link in the bar', async () => {
     const { context, page, problems } = await openOverview();

@@ -136,10 +136,13 @@ class Process {
   }
 }
 
-/** nats-server, collector, processor and gateway; `stop()` ends them and removes the store. */
-export async function startSystem({ workers = 12, tickMs = 200 } = {}) {
+/**
+ * nats-server, collector, processor, gateway (and the alerter when `alerter`); `stop()` ends
+ * them and removes the store.
+ */
+export async function startSystem({ workers = 12, tickMs = 200, alerter = false } = {}) {
   const bins = binDir();
-  for (const service of ['collector', 'processor', 'gateway']) {
+  for (const service of ['collector', 'processor', 'gateway', ...(alerter ? ['alerter'] : [])]) {
     const binary = join(bins, `fleetwatch-${service}`);
     if (!existsSync(binary)) throw new Error(`${binary} is missing: run \`just build\` (or cargo build --workspace --bins) first`);
   }
@@ -172,8 +175,22 @@ export async function startSystem({ workers = 12, tickMs = 200 } = {}) {
     const collector = new Process('collector', bin('collector'), [...common, '--demo-workers', String(workers), '--demo-tick-ms', String(tickMs), '--http-port', '0'], dir);
     processes.push(collector);
     processes.push(new Process('processor', bin('processor'), [...common, '--tick-ms', String(tickMs)], dir));
-    const gateway = new Process('gateway', bin('gateway'), [...common, '--port', '0'], dir);
+    if (alerter) processes.push(new Process('alerter', bin('alerter'), common, dir));
+    let gateway = new Process('gateway', bin('gateway'), [...common, '--port', '0'], dir);
     processes.push(gateway);
+    /** Stops the gateway, then (after `whileDown()`) starts a new one on the same port. */
+    system.restartGateway = async (whileDown = async () => {}) => {
+      const port = new URL(system.url).port;
+      await gateway.stop();
+      await whileDown();
+      const index = processes.indexOf(gateway);
+      gateway = new Process('gateway-restarted', bin('gateway'), [...common, '--port', port], dir);
+      processes[index] = gateway;
+      await waitFor('the new gateway to listen', () => {
+        gateway.checkRunning();
+        return gateway.logField('dashboard listening', 'url');
+      });
+    };
 
     const running = () => processes.forEach((process) => process.checkRunning());
     system.url = await waitFor('the gateway to listen', () => {

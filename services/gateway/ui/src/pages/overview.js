@@ -118,16 +118,16 @@ function buildStatusLine() {
     const value = h('span', { id }, '–');
     return { value, element: h('span', { class: 'figure', title }, value, ' ', h('span', { class: 'figure-label' }, label)) };
   };
-  const active = figure('workers-active', '', 'Workers connected and running tasks (busy or overloaded)');
+  const active = h('span', { id: 'workers-active' }, '–');
   const total = h('span', { id: 'workers-total' }, '–');
   const workers = h(
     'span',
-    { class: 'status-group', title: 'Workers active (running tasks) / all workers known' },
+    { class: 'status-group', title: 'Workers active (connected and running tasks) / all workers known' },
     h('span', { class: 'group-label' }, 'Workers'),
-    h('span', { class: 'figure' }, active.value, ' / ', total),
+    h('span', { class: 'figure' }, active, ' / ', total),
   );
   const running = figure('tasks-running', 'running', 'Tasks running now');
-  const queued = figure('tasks-queued-count', 'queued', 'Tasks waiting to start now (queued or assigned)');
+  const queued = figure('tasks-queued-count', 'queued', 'Tasks waiting to start now (queued or assigned to a worker)');
   const completed = figure('tasks-completed', 'completed', 'Tasks completed since the stream began');
   const failed = figure('tasks-failed', 'failed', 'Tasks that failed since the stream began');
   const tasks = h(
@@ -155,7 +155,7 @@ function buildStatusLine() {
   return {
     element,
     showSystem(system) {
-      setText(active.value, format.count(system.workers?.active));
+      setText(active, format.count(system.workers?.active));
       setText(total, format.count(system.workers?.total));
       setText(running.value, format.count(system.tasks?.running));
       setText(queued.value, format.count((system.tasks?.queued ?? 0) + (system.tasks?.assigned ?? 0)));

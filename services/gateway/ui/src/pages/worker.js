@@ -22,7 +22,7 @@ const FIGURES = [
   ['tasks_per_hour', 'Tasks / hour', 'Completions in the last 60 minutes', (w) => format.number(w.tasks_per_hour)],
   ['health_score', 'Health', '0 to 100: success rate, less when CPU runs past 80%', (w) => format.number(w.health_score)],
   ['uptime_secs', 'Uptime', 'Since it last joined', (w) => format.duration((w.uptime_secs ?? 0) * 1000)],
-  ['last_seen', 'Last seen', 'Its last heartbeat', (w) => `${format.time(w.last_seen)} (${format.ago(w.last_seen)})`],
+  ['last_seen', 'Last seen', 'Its last heartbeat', (w) => format.ago(w.last_seen)],
 ];
 
 export function title() {
@@ -73,6 +73,7 @@ export function mount(root, _app, [workerId]) {
       }
       for (const [key, , , show] of FIGURES) setText(values.get(key), show(worker));
       values.get('status').className = `status-text status-${worker.status}`;
+      values.get('last_seen').title = format.dateTime(worker.last_seen) + ` (${format.time(worker.last_seen)})`;
     } catch (err) {
       setText(capabilities, '');
       setText(error, err.status === 404 ? `No worker ${workerId} is known (yet).` : err.message);
