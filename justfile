@@ -7,6 +7,7 @@ cache := env("FLEETWATCH_CACHE", env("HOME") / ".cache/fleetwatch")
 export DUCKDB_LIB_DIR := cache / "libduckdb-1.5.6"
 export CARGO_TARGET_DIR := env("CARGO_TARGET_DIR", cache / "target")
 export PATH := cache / "py/bin" + ":" + env("PATH")
+export PYTHONPATH := cache / "pylib" + ":" + env("PYTHONPATH", "")
 
 # List the recipes.
 default:
@@ -56,7 +57,8 @@ bench *ladder: build
     cargo build --release --workspace --bins
     "$CARGO_TARGET_DIR/release/pipeline-bench"
     "$CARGO_TARGET_DIR/release/archive-bench"
-    FLEETWATCH_BIN_DIR="$CARGO_TARGET_DIR/debug" "$CARGO_TARGET_DIR/release/demo-bench"
+    FLEETWATCH_BIN_DIR="$CARGO_TARGET_DIR/debug" FLEETWATCH_NATS__EVENTS_MAX_MIB=24576 \
+        FLEETWATCH_NATS__METRICS_MAX_MIB=2048 "$CARGO_TARGET_DIR/release/demo-bench"
     "$CARGO_TARGET_DIR/release/ladder-bench" {{ladder}}
 
 # Format and lint.

@@ -98,6 +98,15 @@ pub enum Stream {
 
 const HOUR: Duration = Duration::from_secs(3600);
 const MIB: i64 = 1024 * 1024;
+/// The smallest cap `Stream::apply` falls back to when the disk is short.
+const MIN_STREAM_BYTES: i64 = 64 * MIB;
+
+fn lacks_storage(err: &jetstream::context::CreateStreamError) -> bool {
+    use jetstream::context::CreateStreamErrorKind;
+    use jetstream::ErrorCode;
+    matches!(err.kind(), CreateStreamErrorKind::JetStream(e)
+        if e.error_code() == ErrorCode::STORAGE_RESOURCES_EXCEEDED || e.error_code() == ErrorCode::INSUFFICIENT_RESOURCES)
+}
 
 impl Stream {
     pub fn config(self, subjects: &Subjects, nats: &NatsConfig) -> stream::Config {
@@ -144,10 +153,8 @@ impl Stream {
         nats: &NatsConfig,
     ) -> anyhow::Result<stream::Stream> {
         let config = self.config(subjects, nats);
-        let (name, mib) = (config.name.clone(), config.max_bytes / MIB);
-        js.create_or_update_stream(config).await.with_context(|| {
-            format!("creating stream {name} of up to {mib} MiB (if JetStream lacks the storage, free disk or lower nats.events_max_mib / nats.metrics_max_mib)")
-        })?;
+        let name = config.name.clone();
+        fitted(js, config, |config| js.create_or_update_stream(config)).await?;
         js.get_stream(&name).await.with_context(|| format!("opening stream {name}"))
     }
 
@@ -158,9 +165,43 @@ impl Stream {
         subjects: &Subjects,
         nats: &NatsConfig,
     ) -> anyhow::Result<stream::Stream> {
-        let config = self.config(subjects, nats);
-        let name = config.name.clone();
-        js.get_or_create_stream(config).await.with_context(|| format!("opening stream {name}"))
+        fitted(js, self.config(subjects, nats), |config| js.get_or_create_stream(config)).await
+    }
+}
+
+/// Runs `create` with `config`; when JetStream cannot reserve `max_bytes`, halves it (down to
+/// `MIN_STREAM_BYTES`) until it can, then takes half of that so the streams created after it
+/// still fit. A disk smaller than the configured caps should cost history, not the service.
+async fn fitted<T, F, Fut>(js: &jetstream::Context, mut config: stream::Config, mut create: F) -> anyhow::Result<T>
+where
+    F: FnMut(stream::Config) -> Fut,
+    Fut: std::future::Future<Output = Result<T, jetstream::context::CreateStreamError>>,
+{
+    let wanted = config.max_bytes;
+    loop {
+        match create(config.clone()).await {
+            Ok(created) => {
+                if config.max_bytes < wanted {
+                    config.max_bytes = (config.max_bytes / 2).max(MIN_STREAM_BYTES);
+                    let got_mib = config.max_bytes / MIB;
+                    js.update_stream(&config).await.with_context(|| format!("shrinking stream {} to {got_mib} MiB", config.name))?;
+                    tracing::warn!(
+                        stream = %config.name,
+                        wanted_mib = wanted / MIB,
+                        got_mib,
+                        "JetStream could not reserve the configured stream size, so the stream holds less history (free disk, or set nats.events_max_mib / nats.metrics_max_mib)"
+                    );
+                }
+                return Ok(created);
+            }
+            Err(err) if lacks_storage(&err) && config.max_bytes / 2 >= MIN_STREAM_BYTES => config.max_bytes /= 2,
+            Err(err) => {
+                let (name, mib) = (config.name, config.max_bytes / MIB);
+                return Err(err).with_context(|| {
+                    format!("creating stream {name} of up to {mib} MiB (if JetStream lacks the storage, free disk or lower nats.events_max_mib / nats.metrics_max_mib)")
+                });
+            }
+        }
     }
 }
 

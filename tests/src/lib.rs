@@ -137,7 +137,16 @@ impl ServiceProcess {
         );
         let log = nats.dir.path().join(format!("{name}-{}.log", unique()));
         let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        // Many servers run side by side on a CI disk: reserve what a test needs, not the
+        // production caps (`Stream::apply` would halve those until they fit). A benchmark that
+        // wants the real caps sets these variables itself.
+        for (key, mib) in [("FLEETWATCH_NATS__EVENTS_MAX_MIB", "1024"), ("FLEETWATCH_NATS__METRICS_MAX_MIB", "256")] {
+            if std::env::var_os(key).is_none() {
+                command.env(key, mib);
+            }
+        }
+        let child = command
             .arg("--nats-url")
             .arg(&nats.url)
             .args(args)
