@@ -1,7 +1,7 @@
 //! Configuration: defaults, then a TOML file, then `FLEETWATCH_*` environment variables,
 //! then command-line flags, each overriding the one before.
 //!
-//! One file serves every service: `[nats]` and `[log]` are shared, and each service reads
+//! One file serves every service: `[nats]`, `[log]` and `[fleet]` are shared, and each service reads
 //! its own section (`[collector]`, `[gateway]`, ...). Environment variables nest with a
 //! double underscore: `FLEETWATCH_NATS__URL`, `FLEETWATCH_GATEWAY__PORT`.
 
@@ -78,11 +78,32 @@ impl Default for LogConfig {
     }
 }
 
+/// `[fleet]`: what makes a worker's status, the same for every service that folds events
+/// (the processor live, the archiver for the past), so both see the same fleet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FleetConfig {
+    /// A worker with no heartbeat for this long is disconnected, s. Default 15.
+    pub lost_after_secs: u64,
+    /// A worker with no heartbeat for this long is retired: it leaves the live state, s.
+    /// Default 600.
+    pub retire_after_secs: u64,
+    /// CPU at or above this makes a worker overloaded, percent. Default 90.
+    pub overload_cpu_pct: f32,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        Self { lost_after_secs: 15, retire_after_secs: 600, overload_cpu_pct: 90.0 }
+    }
+}
+
 /// The sections every service reads.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CommonConfig {
     pub nats: NatsConfig,
     pub log: LogConfig,
+    pub fleet: FleetConfig,
 }
 
 /// Flags every service takes.
@@ -141,6 +162,7 @@ where
     let mut figment = Figment::new()
         .merge(Serialized::default("nats", NatsConfig::default()))
         .merge(Serialized::default("log", LogConfig::default()))
+        .merge(Serialized::default("fleet", FleetConfig::default()))
         .merge(Serialized::default(section, S::default()));
     figment = match &args.config {
         Some(path) => figment.merge(Toml::file_exact(path)),
@@ -150,7 +172,11 @@ where
     for (key, value) in flags.0.into_iter().chain(service_flags.0) {
         figment = figment.merge(Serialized::default(&key, value));
     }
-    let common = CommonConfig { nats: figment.extract_inner("nats")?, log: figment.extract_inner("log")? };
+    let common = CommonConfig {
+        nats: figment.extract_inner("nats")?,
+        log: figment.extract_inner("log")?,
+        fleet: figment.extract_inner("fleet")?,
+    };
     let own = figment.extract_inner(section)?;
     Ok((common, own))
 }

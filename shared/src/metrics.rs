@@ -125,6 +125,8 @@ impl SystemMetrics {
             ("utilisation_gpu", utilisation.gpu),
             ("utilisation_memory", utilisation.memory),
             ("utilisation_network", utilisation.network),
+            // Which events the tick's figures reflect: the archive replays up to it.
+            ("events_seq", self.events_seq as f64),
         ]
     }
 }
@@ -307,6 +309,12 @@ pub struct FinishedTask {
     pub family: Option<crate::event::ModelFamily>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker_id: Option<String>,
+    /// The hardware of the worker it ran on, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardware: Option<crate::event::HardwareKind>,
+    /// 0 (lowest) to 9.
+    #[serde(default)]
+    pub priority: u8,
     pub succeeded: bool,
     pub finished_at: i64,
     pub queue_ms: f64,

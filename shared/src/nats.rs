@@ -102,8 +102,8 @@ const MIB: i64 = 1024 * 1024;
 const MIN_STREAM_BYTES: i64 = 64 * MIB;
 
 fn lacks_storage(err: &jetstream::context::CreateStreamError) -> bool {
-    use jetstream::context::CreateStreamErrorKind;
     use jetstream::ErrorCode;
+    use jetstream::context::CreateStreamErrorKind;
     matches!(err.kind(), CreateStreamErrorKind::JetStream(e)
         if e.error_code() == ErrorCode::STORAGE_RESOURCES_EXCEEDED || e.error_code() == ErrorCode::INSUFFICIENT_RESOURCES)
 }
@@ -184,7 +184,9 @@ where
                 if config.max_bytes < wanted {
                     config.max_bytes = (config.max_bytes / 2).max(MIN_STREAM_BYTES);
                     let got_mib = config.max_bytes / MIB;
-                    js.update_stream(&config).await.with_context(|| format!("shrinking stream {} to {got_mib} MiB", config.name))?;
+                    js.update_stream(&config)
+                        .await
+                        .with_context(|| format!("shrinking stream {} to {got_mib} MiB", config.name))?;
                     tracing::warn!(
                         stream = %config.name,
                         wanted_mib = wanted / MIB,

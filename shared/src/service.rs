@@ -22,6 +22,8 @@ pub struct Context {
     pub jetstream: jetstream::Context,
     pub subjects: Subjects,
     pub nats: NatsConfig,
+    /// `[fleet]`: what makes a worker's status.
+    pub fleet: crate::config::FleetConfig,
     /// This service's counters, reported on `<prefix>.health.<service>`.
     pub counters: Registry,
 }
@@ -83,6 +85,7 @@ pub async fn start<S: Service>(
         client: client.clone(),
         subjects: subjects.clone(),
         nats: common.nats.clone(),
+        fleet: common.fleet.clone(),
         counters: Registry::default(),
     };
     let health = telemetry::spawn_health_reports(

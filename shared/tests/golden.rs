@@ -187,6 +187,8 @@ fn metrics_alerts_and_health_decode() {
         model: "vit-large".into(),
         family: Some(ModelFamily::Vision),
         worker_id: Some("cuda-007".into()),
+        hardware: None,
+        priority: 0,
         succeeded: false,
         finished_at: TIME,
         queue_ms: 1200.0,

@@ -5,25 +5,32 @@
 //!
 //! One archiver is active at a time (`lease`); others wait and take over when it dies. The
 //! active one reports how far it is behind each stream (`archiver_lag_messages`,
-//! `archiver_lag_seconds`) in its health report.
+//! `archiver_lag_seconds`) in its health report, rolls up and prunes (`rollup`), and answers
+//! history queries on `<prefix>.query.archive.>` (`query`).
 
+mod archive;
 mod decode;
+mod history;
+mod keeper;
 mod lease;
+mod query;
+mod rollup;
 mod rows;
 mod schema;
 mod store;
 
+use archive::Source;
 use async_nats::jetstream::consumer;
-use futures::StreamExt;
+use decode::Shaper;
 use serde::{Deserialize, Serialize};
+use shared::fleet::Limits;
 use shared::nats::{Stream, state_keys};
-use shared::now_ms;
 use shared::service::{Context, Service};
 use std::path::PathBuf;
 use std::time::Duration;
 pub use store::Store;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 /// `[archiver]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,30 +40,66 @@ pub struct ArchiverConfig {
     pub db_path: PathBuf,
     /// Most messages written in one transaction. Default 5000.
     pub batch_max: usize,
-    /// Raw rows older than this are deleted, days. Default 7.
+    /// Events, finished tasks and fleet snapshots are kept this long, days. Default 7.
     pub retention_days: u32,
+    /// Raw metric samples (system metrics every tick, worker samples) are kept this long,
+    /// hours. Default 24.
+    pub raw_retention_hours: u32,
+    /// One-minute roll-ups are kept this long, days (the guide's key). Default 30.
+    pub metrics_retention_days: u32,
+    /// One-hour roll-ups are kept this long, days. Default 365.
+    pub hourly_retention_days: u32,
+    /// Alert history is kept this long, days (the guide's key). Default 7.
+    pub alert_retention_days: u32,
+    /// A sample or task this late still lands in its roll-up; later ones are counted, s.
+    /// Default 120.
+    pub late_secs: u32,
+    /// How often the fleet's state is snapshotted into the archive (time travel replays at
+    /// most this much of events), s. Default 120.
+    pub snapshot_every_secs: u64,
+    /// How often roll-ups and retention run, s. Default 60.
+    pub maintain_every_secs: u64,
+    /// How long a history query may run before it is stopped, ms. Default 10000.
+    pub query_deadline_ms: u64,
     /// How long the active archiver may stay silent before another takes over, s. Default 10.
     pub lease_ttl_secs: u64,
 }
 
 impl Default for ArchiverConfig {
     fn default() -> Self {
-        Self { db_path: PathBuf::from("var/fleetwatch.duckdb"), batch_max: 5000, retention_days: 7, lease_ttl_secs: 10 }
+        Self {
+            db_path: PathBuf::from("var/fleetwatch.duckdb"),
+            batch_max: 5000,
+            retention_days: 7,
+            raw_retention_hours: 24,
+            metrics_retention_days: 30,
+            hourly_retention_days: 365,
+            alert_retention_days: 7,
+            late_secs: 120,
+            snapshot_every_secs: 120,
+            maintain_every_secs: 60,
+            query_deadline_ms: 10_000,
+            lease_ttl_secs: 10,
+        }
+    }
+}
+
+impl ArchiverConfig {
+    fn retention(&self) -> rollup::Retention {
+        rollup::Retention {
+            raw_hours: self.raw_retention_hours,
+            minute_days: self.metrics_retention_days,
+            hour_days: self.hourly_retention_days,
+            events_days: self.retention_days,
+            alert_days: self.alert_retention_days,
+            late_secs: self.late_secs,
+        }
     }
 }
 
 /// The durable consumer on each stream: one archiver reads it at a time (the lease), since
 /// with `AckPolicy::All` one reader's ack would cover another's uncommitted messages.
 const CONSUMER: &str = "archiver";
-
-/// One stream the archiver moves into the file.
-#[derive(Clone)]
-struct Source {
-    which: Stream,
-    name: String,
-    stream: async_nats::jetstream::stream::Stream,
-    consumer: consumer::PullConsumer,
-}
 
 pub struct Archiver {
     context: Context,
@@ -117,8 +160,9 @@ impl Service for Archiver {
                 outcome
             });
             self.context.counters.set_gauge("archiver_active", &[], 0.0);
+            // Released only if still ours: after a reopen it is taken again at once.
+            lease.release().await;
             if shutdown.is_cancelled() || outcome.is_err() {
-                lease.release().await;
                 return outcome;
             }
             info!("no longer the active archiver; waiting to take over again");
@@ -128,7 +172,7 @@ impl Service for Archiver {
 
 impl Archiver {
     /// Opens the file and archives every stream until `active` is cancelled (shutdown, or
-    /// the lease lost).
+    /// the lease lost); meanwhile rolls up, prunes and answers queries.
     async fn archive_while(&self, active: &CancellationToken) -> anyhow::Result<()> {
         // A predecessor that stalled rather than died may still hold the file's lock.
         let mut store = None;
@@ -138,181 +182,62 @@ impl Archiver {
         })
         .await;
         let Some(store) = store.filter(|_| opened) else { return Ok(()) };
+        let limits = Limits::new(&self.context.fleet, keeper::TASKS_LISTED);
+        let keeper = self.restore_keeper(&store, &limits).await?;
         info!(path = %self.config.db_path.display(), "archive open; archiving");
         self.context.counters.set_gauge("archiver_active", &[], 1.0);
+        let progress = rollup::Progress::default();
+        let mut keeper = Some(keeper);
         let mut tasks = tokio::task::JoinSet::new();
         for source in &self.sources {
-            tasks.spawn(archive(
+            let shaper = match source.which {
+                Stream::Events => Shaper::Events(Box::new(keeper.take().expect("one events stream"))),
+                Stream::Alerts => Shaper::Alerts,
+                _ => Shaper::Metrics,
+            };
+            tasks.spawn(archive::archive(
                 source.clone(),
+                shaper,
                 store.clone(),
-                self.context.clone(),
+                self.context.counters.clone(),
+                progress.clone(),
                 self.config.batch_max,
                 active.clone(),
             ));
         }
-        tasks.spawn(retention(store.clone(), self.config.retention_days, active.clone()));
-        tasks.spawn(report_lag(self.sources.clone(), self.context.counters.clone(), active.clone()));
+        let every = Duration::from_secs(self.config.maintain_every_secs.max(1));
+        let pruned = self.context.counters.counter("archiver_rows_pruned_total");
+        tasks.spawn(rollup::maintain(store.clone(), progress, self.config.retention(), every, pruned, active.clone()));
+        tasks.spawn(archive::report_lag(self.sources.clone(), self.context.counters.clone(), active.clone()));
+        let queries = query::Queries::new(store.clone(), limits, Duration::from_millis(self.config.query_deadline_ms));
+        tasks.spawn(queries.serve(self.context.clone(), active.clone()));
+        // A database DuckDB invalidated is opened again: everything stops as if the lease
+        // were lost, then takes it anew and carries on from the committed offsets.
+        let (broken, stop) = (store.broken.clone(), active.clone());
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = broken.cancelled() => {
+                    tracing::error!("DuckDB invalidated the database after a fatal error; opening it again");
+                    stop.cancel();
+                }
+                _ = stop.cancelled() => {}
+            }
+            Ok(())
+        });
         let outcome = shared::service::join_all(tasks, active).await;
         store.close().await?;
         outcome
     }
-}
 
-/// Moves one stream into the archive, batch by batch, until `active` ends.
-async fn archive(
-    source: Source,
-    store: Store,
-    context: Context,
-    batch_max: usize,
-    active: CancellationToken,
-) -> anyhow::Result<()> {
-    let archived = context.counters.counter("archiver_messages_archived_total");
-    let commits = context.counters.counter("archiver_commits_total");
-    let skipped = decode::Skipped {
-        undecodable: context.counters.counter("archiver_messages_skipped_total"),
-        heartbeats: context.counters.counter("archiver_heartbeats_skipped_total"),
-    };
-    let stream_name = source.name;
-    let mut offset = store.offset(&stream_name).await?;
-    // Pull as many as a transaction takes, so a lagging archiver commits big batches.
-    let mut messages =
-        source.consumer.stream().max_messages_per_batch(batch_max).heartbeat(Duration::from_secs(5)).messages().await?;
-    loop {
-        let chunk = tokio::select! {
-            biased;
-            _ = active.cancelled() => return Ok(()),
-            chunk = next_chunk(&mut messages, batch_max, LINGER) => match chunk {
-                Some(chunk) => chunk,
-                None => return Ok(()),
-            },
-        };
-        let mut fresh = Vec::with_capacity(chunk.len());
-        let mut last = None;
-        for message in chunk {
-            let message = match message {
-                Ok(message) => message,
-                Err(err) => {
-                    // Missed heartbeats and reconnects: the consumer carries on by itself.
-                    warn!(stream = %stream_name, error = %err, "pull consumer hiccup");
-                    continue;
-                }
-            };
-            let Ok(info) = message.info() else { continue };
-            if info.stream_sequence > offset {
-                fresh.push((info.stream_sequence, message.subject.to_string(), message.payload.clone()));
-            }
-            last = Some(message);
-        }
-        let Some(last) = last else { continue };
-        if let Some(&(seq, _, _)) = fresh.last() {
-            let batches = decode::to_batches(source.which, &fresh, &skipped)?;
-            // While DuckDB refuses the batch (a full disk, say) nothing is acked, so nothing is lost.
-            let what = format!("archiving {stream_name} up to {seq}");
-            let committed =
-                shared::service::retry_until_done(&what, &active, || store.append(&stream_name, seq, batches.clone()))
-                    .await;
-            if !committed {
-                return Ok(());
-            }
-            archived.add(fresh.len() as u64);
-            commits.inc();
-            offset = seq;
-        }
-        // AckPolicy::All: the last ack covers the chunk, and only after the commit. A lost
-        // ack means a redelivery, which the offset check above skips.
-        if let Err(err) = last.ack().await {
-            warn!(stream = %stream_name, error = %err, "ack not sent; the chunk will be redelivered and skipped");
-        }
-    }
-}
-
-/// How long a batch waits for more messages before it is committed: each commit has a
-/// fixed cost, so a steady trickle is written a few times a second rather than per message.
-const LINGER: Duration = Duration::from_millis(250);
-
-/// The next batch: the first message, then what else comes within `linger`, up to `max`.
-async fn next_chunk<S: futures::Stream + Unpin>(
-    messages: &mut S,
-    max: usize,
-    linger: Duration,
-) -> Option<Vec<S::Item>> {
-    let mut chunk = vec![messages.next().await?];
-    let deadline = tokio::time::sleep(linger);
-    tokio::pin!(deadline);
-    while chunk.len() < max {
-        tokio::select! {
-            biased;
-            item = messages.next() => match item {
-                Some(item) => chunk.push(item),
-                None => break,
-            },
-            _ = &mut deadline => break,
-        }
-    }
-    Some(chunk)
-}
-
-/// Every health interval: how many messages each stream holds that are not archived yet,
-/// and how old the oldest of them is (0 when caught up).
-async fn report_lag(
-    sources: Vec<Source>,
-    counters: shared::telemetry::Registry,
-    active: CancellationToken,
-) -> anyhow::Result<()> {
-    let mut every = tokio::time::interval(shared::telemetry::HEALTH_INTERVAL);
-    loop {
-        tokio::select! {
-            biased;
-            _ = active.cancelled() => return Ok(()),
-            _ = every.tick() => {}
-        }
-        for source in &sources {
-            match lag(source).await {
-                Ok((messages, seconds)) => {
-                    let labels = [("stream", source.name.as_str())];
-                    counters.set_gauge("archiver_lag_messages", &labels, messages as f64);
-                    counters.set_gauge("archiver_lag_seconds", &labels, seconds);
-                }
-                Err(err) => warn!(stream = %source.name, error = format!("{err:#}"), "archive lag not measured"),
-            }
-        }
-    }
-}
-
-async fn lag(source: &Source) -> anyhow::Result<(u64, f64)> {
-    let mut consumer = source.consumer.clone();
-    let info = consumer.info().await?;
-    let messages = info.num_pending + info.num_ack_pending as u64;
-    if messages == 0 {
-        return Ok((0, 0.0));
-    }
-    // The oldest message not yet acknowledged; with a filter it may be one the archiver
-    // skips, which is older still, so the figure errs on the side of more lag.
-    let oldest = source.stream.get_raw_message(info.ack_floor.stream_sequence + 1).await;
-    let seconds = match oldest {
-        Ok(message) => {
-            let time = message.time.unix_timestamp_nanos() / 1_000_000;
-            ((now_ms() as i128 - time).max(0) as f64) / 1000.0
-        }
-        // Gone already (aged out of the stream): nothing older is waiting.
-        Err(_) => 0.0,
-    };
-    Ok((messages, seconds))
-}
-
-/// Deletes rows past the retention once an hour (and once at start).
-async fn retention(store: Store, days: u32, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let mut every = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return Ok(()),
-            _ = every.tick() => {}
-        }
-        let before = now_ms() - i64::from(days) * 24 * 3600 * 1000;
-        let deleted = store.prune(before).await?;
-        if deleted > 0 {
-            info!(deleted, days, "retention pruned old rows");
-        }
+    /// The fleet as the archive holds it at its events offset: where the events stream's
+    /// shaper carries on from.
+    async fn restore_keeper(&self, store: &Store, limits: &Limits) -> anyhow::Result<keeper::Keeper> {
+        let events = Stream::Events.config(&self.context.subjects, &self.context.nats).name;
+        let offset = store.offset(&events).await?;
+        let rebuild_limits = limits.clone();
+        let (fleet, folded) =
+            store.write(move |connection| keeper::rebuild(connection, offset, &rebuild_limits)).await?;
+        let every_ms = self.config.snapshot_every_secs.max(1) as i64 * 1000;
+        Ok(keeper::Keeper::new(limits.clone(), every_ms, fleet, folded))
     }
 }

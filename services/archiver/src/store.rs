@@ -1,68 +1,131 @@
-//! The DuckDB file, owned by one thread: DuckDB calls block, and async code must not.
-//! Each append writes its record batches and the stream sequence they reach in one
-//! transaction, so after a crash the archive and its position agree.
+//! The DuckDB file, owned by two threads: a writer (appends, roll-ups, retention) and a
+//! reader (queries), each with its own connection. DuckDB calls block, and async code must
+//! not, so both take jobs through a bounded channel. Each append writes its record batches
+//! and the stream sequence they reach in one transaction, so after a crash the archive and
+//! its position agree.
 
 use anyhow::Context as _;
 use arrow::record_batch::RecordBatch;
-use duckdb::Connection;
-use std::path::{Path, PathBuf};
+use duckdb::{Connection, InterruptHandle};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
-/// Tables pruned by retention, with their time column.
-const RETAINED: [(&str, &str); 5] = [
-    ("events", "time"),
-    ("alerts", "time"),
-    ("system_metrics", "timestamp"),
-    ("worker_metrics", "timestamp"),
-    ("task_metrics", "timestamp"),
-];
+/// Work for a DuckDB thread: a closure over its connection.
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
-enum Command {
-    Append {
-        stream: String,
-        last_seq: u64,
-        batches: Vec<(&'static str, RecordBatch)>,
-        done: oneshot::Sender<anyhow::Result<()>>,
-    },
-    Offset {
-        stream: String,
-        done: oneshot::Sender<anyhow::Result<u64>>,
-    },
-    Prune {
-        before_ms: i64,
-        done: oneshot::Sender<anyhow::Result<usize>>,
-    },
-    Close {
-        done: oneshot::Sender<anyhow::Result<()>>,
-    },
+/// One thread and its connection.
+#[derive(Clone)]
+struct DbThread {
+    jobs: mpsc::Sender<Job>,
+    interrupt: Arc<InterruptHandle>,
 }
 
-/// A handle to the writer thread; cheap to clone.
+impl DbThread {
+    fn start(name: &str, mut connection: Connection) -> anyhow::Result<Self> {
+        let interrupt = connection.interrupt_handle();
+        let (jobs, mut receiver) = mpsc::channel::<Job>(16);
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                while let Some(job) = receiver.blocking_recv() {
+                    job(&mut connection);
+                }
+            })
+            .context("starting a DuckDB thread")?;
+        Ok(Self { jobs, interrupt })
+    }
+
+    async fn call<T: Send + 'static>(
+        &self,
+        broken: &CancellationToken,
+        job: impl FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move |connection| {
+            let _ = done.send(job(connection));
+        });
+        self.jobs.send(job).await.map_err(|_| anyhow::anyhow!("the DuckDB thread stopped"))?;
+        let outcome = result.await.context("the DuckDB thread stopped")?;
+        if let Err(err) = &outcome
+            && is_fatal(err)
+        {
+            broken.cancel();
+        }
+        outcome
+    }
+}
+
+/// A handle to the file's threads; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    commands: mpsc::Sender<Command>,
+    writer: DbThread,
+    reader: DbThread,
+    /// Cancelled when DuckDB invalidates the database (after a fatal error every call fails
+    /// until it is opened again): whoever owns the store reopens it.
+    pub broken: CancellationToken,
+}
+
+/// Whether DuckDB gave up on the database instance (say, a checkpoint that could not get
+/// memory): only opening the file again recovers, and the committed data is durable.
+fn is_fatal(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        let text = cause.to_string();
+        text.starts_with("FATAL Error") || text.contains("database has been invalidated")
+    })
 }
 
 impl Store {
-    /// Opens (or creates) the file and starts its thread. Fails at once if the file is
-    /// locked by another process or cannot be created.
+    /// Opens (or creates) the file, brings its schema up to date and starts its threads.
+    /// Fails at once if the file is locked by another process or cannot be created.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
         let mut connection =
             Connection::open(path).with_context(|| format!("opening DuckDB file {}", path.display()))?;
-        // One writer thread appending batches: DuckDB's worker threads would only contend on
-        // a small machine. Memory is bounded so the archiver's footprint stays flat.
-        connection.execute_batch("SET threads = 1; SET memory_limit = '128MB'").context("configuring DuckDB")?;
+        // One thread: appends come in batches from one writer, and DuckDB's worker threads
+        // only contended on a small machine. Memory is bounded so the footprint stays flat,
+        // but with room for a checkpoint at 10,000 workers (128 MB was not: the checkpoint
+        // failed and DuckDB invalidated the database).
+        connection.execute_batch("SET threads = 1; SET memory_limit = '384MB'").context("configuring DuckDB")?;
         crate::schema::migrate(&mut connection)?;
-        let (commands, receiver) = mpsc::channel(16);
-        let path: PathBuf = path.to_owned();
-        std::thread::Builder::new()
-            .name("duckdb-writer".into())
-            .spawn(move || writer(connection, receiver, path))
-            .context("starting the DuckDB thread")?;
-        Ok(Self { commands })
+        let reader = connection.try_clone().context("opening a second connection for queries")?;
+        Ok(Self {
+            writer: DbThread::start("duckdb-writer", connection)?,
+            reader: DbThread::start("duckdb-reader", reader)?,
+            broken: CancellationToken::new(),
+        })
+    }
+
+    /// Runs `job` on the writer's connection.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        self.writer.call(&self.broken, job).await
+    }
+
+    /// Runs `job` on the reader's connection, interrupted if it runs past `deadline`.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        deadline: Duration,
+        job: impl FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let interrupt = self.reader.interrupt.clone();
+        let call = self.reader.call(&self.broken, job);
+        tokio::pin!(call);
+        tokio::select! {
+            result = &mut call => result,
+            _ = tokio::time::sleep(deadline) => {
+                interrupt.interrupt();
+                // The job returns its interrupted error; wait for it so the next job starts clean.
+                let _ = call.await;
+                Err(anyhow::Error::new(DeadlineExceeded(deadline)))
+            }
+        }
     }
 
     /// Appends the batches and records `last_seq` for `stream`, in one transaction.
@@ -72,65 +135,36 @@ impl Store {
         last_seq: u64,
         batches: Vec<(&'static str, RecordBatch)>,
     ) -> anyhow::Result<()> {
-        let (done, result) = oneshot::channel();
-        self.send(Command::Append { stream: stream.to_owned(), last_seq, batches, done }).await?;
-        result.await.context("the DuckDB thread stopped")?
+        let stream = stream.to_owned();
+        self.write(move |connection| append(connection, &stream, last_seq, batches)).await
     }
 
     /// The last sequence of `stream` in the archive (0 if none).
     pub async fn offset(&self, stream: &str) -> anyhow::Result<u64> {
-        let (done, result) = oneshot::channel();
-        self.send(Command::Offset { stream: stream.to_owned(), done }).await?;
-        result.await.context("the DuckDB thread stopped")?
+        let stream = stream.to_owned();
+        self.write(move |connection| {
+            connection
+                .query_row("SELECT seq FROM stream_offsets WHERE stream = ?", [&stream], |row| row.get::<_, u64>(0))
+                .or_else(|err| match err {
+                    duckdb::Error::QueryReturnedNoRows => Ok(0),
+                    other => Err(other),
+                })
+                .context("reading the archived offset")
+        })
+        .await
     }
 
-    /// Deletes rows older than `before_ms`; returns how many.
-    pub async fn prune(&self, before_ms: i64) -> anyhow::Result<usize> {
-        let (done, result) = oneshot::channel();
-        self.send(Command::Prune { before_ms, done }).await?;
-        result.await.context("the DuckDB thread stopped")?
-    }
-
-    /// Checkpoints the file (folding its write-ahead log in) and stops the thread.
+    /// Checkpoints the file (folding its write-ahead log in). The threads end when the last
+    /// handle is dropped.
     pub async fn close(&self) -> anyhow::Result<()> {
-        let (done, result) = oneshot::channel();
-        self.send(Command::Close { done }).await?;
-        result.await.context("the DuckDB thread stopped")?
-    }
-
-    async fn send(&self, command: Command) -> anyhow::Result<()> {
-        self.commands.send(command).await.map_err(|_| anyhow::anyhow!("the DuckDB thread stopped"))
+        self.write(|connection| connection.execute_batch("CHECKPOINT").context("checkpointing the archive")).await
     }
 }
 
-fn writer(mut connection: Connection, mut commands: mpsc::Receiver<Command>, path: PathBuf) {
-    while let Some(command) = commands.blocking_recv() {
-        match command {
-            Command::Append { stream, last_seq, batches, done } => {
-                let _ = done.send(append(&mut connection, &stream, last_seq, batches));
-            }
-            Command::Offset { stream, done } => {
-                let result = connection
-                    .query_row("SELECT seq FROM stream_offsets WHERE stream = ?", [&stream], |row| row.get::<_, u64>(0))
-                    .or_else(|err| match err {
-                        duckdb::Error::QueryReturnedNoRows => Ok(0),
-                        other => Err(other),
-                    })
-                    .context("reading the archived offset");
-                let _ = done.send(result);
-            }
-            Command::Prune { before_ms, done } => {
-                let _ = done.send(prune(&connection, before_ms));
-            }
-            Command::Close { done } => {
-                let result =
-                    connection.execute_batch("CHECKPOINT").with_context(|| format!("checkpointing {}", path.display()));
-                let _ = done.send(result);
-                return;
-            }
-        }
-    }
-}
+/// A query ran past its deadline and was stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("the query ran past its deadline of {0:?} and was stopped")]
+pub struct DeadlineExceeded(pub Duration);
 
 fn append(
     connection: &mut Connection,
@@ -140,21 +174,15 @@ fn append(
 ) -> anyhow::Result<()> {
     let transaction = connection.transaction()?;
     for (table, batch) in batches {
+        if batch.num_rows() == 0 {
+            continue;
+        }
         let mut appender = transaction.appender(table).with_context(|| format!("appending to {table}"))?;
         appender.append_record_batch(batch).with_context(|| format!("appending to {table}"))?;
         appender.flush()?;
     }
     transaction.execute("INSERT OR REPLACE INTO stream_offsets VALUES (?, ?)", duckdb::params![stream, last_seq])?;
     transaction.commit().context("committing the batch")
-}
-
-fn prune(connection: &Connection, before_ms: i64) -> anyhow::Result<usize> {
-    let mut deleted = 0;
-    for (table, column) in RETAINED {
-        let sql = format!("DELETE FROM {table} WHERE {column} < make_timestamp(?::BIGINT * 1000)");
-        deleted += connection.execute(&sql, [before_ms])?;
-    }
-    Ok(deleted)
 }
 
 #[cfg(test)]
@@ -178,6 +206,7 @@ mod tests {
         let failed = store.append("METRICS", 43, vec![("system_metrics", good), ("events", wrong_table)]).await;
         assert!(failed.is_err());
         assert_eq!(store.offset("METRICS").await.expect("offset"), 42);
+        store.close().await.expect("closes");
         drop(store);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let connection = loop {

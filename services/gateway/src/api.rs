@@ -23,7 +23,13 @@ pub fn router(live: Live) -> Router {
         .route("/api/metrics/tasks", get(task_metrics))
         .route("/api/metrics/workers", get(worker_metrics_list))
         .route("/api/metrics/workers/{worker_id}", get(worker_metrics))
-        .route("/api/alerts", get(alerts))
+        .route("/api/metrics/system/history", get(crate::history::system))
+        .route("/api/metrics/workers/{worker_id}/history", get(crate::history::worker))
+        .route("/api/metrics/tasks/stats", get(crate::history::task_stats))
+        .route("/api/metrics/tasks/{task_id}", get(crate::history::task))
+        .route("/api/alerts", get(crate::history::alerts))
+        .route("/api/events", get(crate::history::events))
+        .route("/api/fleet", get(crate::history::fleet))
         .route("/api/services", get(services))
         .route("/ws/metrics", get(websocket))
         .route("/metrics", get(crate::prometheus::metrics))
@@ -155,8 +161,8 @@ struct ListQuery {
     limit: Option<usize>,
 }
 
-/// `GET /api/metrics/workers?limit=N`: workers' latest metrics, in id order, with the total
-/// and whether the list was cut.
+/// `GET /api/metrics/workers?limit=N`: workers' latest metrics, in id order, with the total,
+/// whether the list was cut, and the tick they are as of.
 async fn worker_metrics_list(State(live): State<Live>, Query(query): Query<ListQuery>) -> Response {
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -165,12 +171,8 @@ async fn worker_metrics_list(State(live): State<Live>, Query(query): Query<ListQ
     let snapshot = live.read();
     let workers = &snapshot.workers.workers;
     let items: Vec<_> = workers.values().take(limit).collect();
-    axum::Json(json!({ "items": items, "total": workers.len(), "truncated": workers.len() > limit })).into_response()
-}
-
-async fn alerts(State(live): State<Live>) -> axum::Json<Value> {
-    let snapshot = live.read();
-    axum::Json(json!({ "firing": snapshot.firing.alerts, "recent": snapshot.recent_alerts }))
+    let (total, truncated, as_of) = (workers.len(), workers.len() > limit, snapshot.workers.time);
+    axum::Json(json!({ "items": items, "total": total, "truncated": truncated, "as_of": as_of })).into_response()
 }
 
 async fn services(State(live): State<Live>) -> axum::Json<Value> {
@@ -247,7 +249,7 @@ mod tests {
 
     #[tokio::test]
     async fn status_waits_for_data_then_shows_it() {
-        let live = Live::new(CancellationToken::new());
+        let live = Live::new(CancellationToken::new(), None);
         let (code, body) = get(&live, "/api/status").await;
         assert_eq!(code, StatusCode::OK);
         assert_eq!(body["status"], "waiting");
@@ -266,7 +268,7 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_paths_get_a_json_404() {
-        let (code, body) = get(&Live::new(CancellationToken::new()), "/api/nope").await;
+        let (code, body) = get(&Live::new(CancellationToken::new(), None), "/api/nope").await;
         assert_eq!(code, StatusCode::NOT_FOUND);
         assert!(body["error"].is_string());
     }

@@ -3,6 +3,7 @@
 //! NATS. It holds no state of its own beyond the current picture.
 
 pub mod api;
+mod history;
 mod live;
 mod prometheus;
 
@@ -45,7 +46,8 @@ impl Service for Gateway {
     }
 
     async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let live = Live::new(shutdown.clone());
+        let nats = live::Nats { client: self.context.client.clone(), subjects: self.context.subjects.clone() };
+        let live = Live::new(shutdown.clone(), Some(nats));
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(live.clone().follow_state(self.context.clone(), shutdown.clone()));
         tasks.spawn(live.clone().follow_bus(self.context.clone(), shutdown.clone()));

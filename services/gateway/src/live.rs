@@ -45,11 +45,20 @@ pub struct Live {
     pub updates: broadcast::Sender<Arc<str>>,
     /// Cancelled at shutdown, so WebSocket sessions end and the server can stop.
     pub closing: CancellationToken,
+    /// Where queries go (the archiver's history); `None` in tests without a server.
+    pub nats: Option<Nats>,
+}
+
+/// A connection to ask other services on.
+#[derive(Clone)]
+pub struct Nats {
+    pub client: async_nats::Client,
+    pub subjects: shared::Subjects,
 }
 
 impl Live {
-    pub fn new(closing: CancellationToken) -> Self {
-        Self { snapshot: Arc::default(), updates: broadcast::channel(256).0, closing }
+    pub fn new(closing: CancellationToken, nats: Option<Nats>) -> Self {
+        Self { snapshot: Arc::default(), updates: broadcast::channel(256).0, closing, nats }
     }
 
     pub fn read(&self) -> std::sync::RwLockReadGuard<'_, Snapshot> {

@@ -5,19 +5,16 @@
 //! `<prefix>.query.processor.state` with its whole state (MessagePack), for tests and
 //! debugging.
 
-mod derive;
 mod publish;
-mod state;
-mod window;
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use shared::feed::EventFeed;
+pub use shared::fleet::{FleetState, Limits};
 use shared::metrics::FinishedTask;
 use shared::nats::Stream;
 use shared::service::{Context, Service};
 use shared::{codec, nats, now_ms};
-pub use state::{FleetState, Limits};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -28,13 +25,6 @@ use tracing::{info, warn};
 pub struct ProcessorConfig {
     /// How often metrics are published, ms; at least 100. Default 1000.
     pub tick_ms: u64,
-    /// A worker with no heartbeat for this long counts as disconnected, s. Default 15.
-    pub lost_after_secs: u64,
-    /// A worker with no heartbeat for this long is retired: its series leave the live
-    /// state and the bucket, s. Default 600.
-    pub retire_after_secs: u64,
-    /// CPU at or above this makes a worker overloaded, percent. Default 90.
-    pub overload_cpu_pct: f32,
     /// Finished tasks listed, completed and failed each (older ones live on in the
     /// aggregates). Default 500.
     pub max_tasks_tracked: usize,
@@ -50,16 +40,7 @@ pub struct ProcessorConfig {
 
 impl Default for ProcessorConfig {
     fn default() -> Self {
-        Self {
-            tick_ms: 1000,
-            lost_after_secs: 15,
-            retire_after_secs: 600,
-            overload_cpu_pct: 90.0,
-            max_tasks_tracked: 500,
-            snapshot_every_secs: 10,
-            worker_metrics: true,
-            sample_secs: 10,
-        }
+        Self { tick_ms: 1000, max_tasks_tracked: 500, snapshot_every_secs: 10, worker_metrics: true, sample_secs: 10 }
     }
 }
 
@@ -92,12 +73,7 @@ impl Service for Processor {
 
     async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self { context, config, mut feed, mut state, bucket, mut queries } = self;
-        let limits = Limits {
-            lost_after_ms: config.lost_after_secs as i64 * 1000,
-            retire_after_ms: config.retire_after_secs as i64 * 1000,
-            overload_cpu_pct: config.overload_cpu_pct,
-            max_tasks_tracked: config.max_tasks_tracked,
-        };
+        let limits = Limits::new(&context.fleet, config.max_tasks_tracked);
         let mut publisher = publish::Publisher::new(&context, bucket, &config);
         let applied = context.counters.counter("processor_events_applied_total");
         let ticks = context.counters.counter("processor_ticks_total");

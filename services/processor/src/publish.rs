@@ -4,11 +4,11 @@
 //! batches' rules are on [`WorkerMetricsBatch`].
 
 use crate::ProcessorConfig;
-use crate::state::{FleetState, Limits};
 use anyhow::Context as _;
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::Serialize;
+use shared::fleet::{FleetState, Limits};
 use shared::metrics::{FinishedTask, WorkerMetrics, WorkerMetricsBatch};
 use shared::nats::state_keys;
 use shared::service::Context;

@@ -1,9 +1,9 @@
 //! The metrics derived from the fleet's state at a tick: what `fleet.metrics.system`,
 //! `fleet.metrics.worker.<id>` and `fleet.metrics.tasks` carry. Formulas: docs/METRICS.md.
 
-use crate::state::{FleetState, Limits, Pair, TaskStatus, WorkerState, group_keys};
-use shared::event::{HardwareKind, ModelFamily};
-use shared::metrics::{
+use super::state::{FleetState, Limits, Pair, TaskStatus, WorkerState, group_keys};
+use crate::event::{HardwareKind, ModelFamily};
+use crate::metrics::{
     Compatibility, FaultTolerance, FinishedTask, GroupStats, Rate, Summary, SystemMetrics, TaskCounts, TaskMetrics,
     Truncated, Utilisation, WorkerCounts, WorkerMetrics, WorkerStatus,
 };

@@ -5,10 +5,10 @@
 //! same snapshot always gives the same state. `expire` ages things out by the clock; what
 //! ages out leaves its counts behind in aggregates.
 
-use crate::window::{HourCounts, Last};
+use super::window::{HourCounts, Last};
+use crate::event::{Capabilities, Event, HardwareKind, ModelFamily, ReportedStatus};
+use crate::metrics::{FinishedTask, WorkerStatus};
 use serde::{Deserialize, Serialize};
-use shared::event::{Capabilities, Event, HardwareKind, ModelFamily, ReportedStatus};
-use shared::metrics::{FinishedTask, WorkerStatus};
 use std::collections::BTreeMap;
 
 /// Samples kept for the fleet's latency percentiles and scheduling efficiency.
@@ -24,7 +24,7 @@ const FAILED_KEPT_MS: i64 = 24 * 3600 * 1000;
 const RETRY_WAIT_MS: i64 = 10 * 60_000;
 
 /// Settings that turn raw figures into statuses and bound memory.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     /// No heartbeat for this long: disconnected, ms.
     pub lost_after_ms: i64,
@@ -34,6 +34,17 @@ pub struct Limits {
     pub overload_cpu_pct: f32,
     /// Finished tasks listed (completed and failed, each).
     pub max_tasks_tracked: usize,
+}
+
+impl Limits {
+    pub fn new(fleet: &crate::config::FleetConfig, max_tasks_tracked: usize) -> Self {
+        Self {
+            lost_after_ms: fleet.lost_after_secs as i64 * 1000,
+            retire_after_ms: fleet.retire_after_secs as i64 * 1000,
+            overload_cpu_pct: fleet.overload_cpu_pct,
+            max_tasks_tracked,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,14 +190,8 @@ impl WorkerState {
         if self.reported == ReportedStatus::Offline || now - self.last_seen > limits.lost_after_ms {
             return WorkerStatus::Disconnected;
         }
-        let slots = self.capabilities.as_ref().map_or(u32::MAX, |capabilities| capabilities.slots);
-        if self.cpu_pct >= limits.overload_cpu_pct || self.queued_tasks > slots {
-            WorkerStatus::Overloaded
-        } else if self.running_tasks > 0 {
-            WorkerStatus::Busy
-        } else {
-            WorkerStatus::Idle
-        }
+        let slots = self.capabilities.as_ref().map(|capabilities| capabilities.slots);
+        Load::of(self.cpu_pct, self.running_tasks, self.queued_tasks, slots, limits).status()
     }
 
     /// Back from an outage (a registration or heartbeat after `offline`).
@@ -197,6 +202,35 @@ impl WorkerState {
             self.connected_since = time;
         }
         self.reported = ReportedStatus::Online;
+    }
+}
+
+/// What a connected worker's status rests on, from its last heartbeat: every reader that
+/// decides a status (or which heartbeats may change one) asks this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Load {
+    pub hot: bool,
+    pub over_slots: bool,
+    pub running: bool,
+}
+
+impl Load {
+    pub fn of(cpu_pct: f32, running_tasks: u32, queued_tasks: u32, slots: Option<u32>, limits: &Limits) -> Self {
+        Self {
+            hot: cpu_pct >= limits.overload_cpu_pct,
+            over_slots: queued_tasks > slots.unwrap_or(u32::MAX),
+            running: running_tasks > 0,
+        }
+    }
+
+    pub fn status(self) -> WorkerStatus {
+        if self.hot || self.over_slots {
+            WorkerStatus::Overloaded
+        } else if self.running {
+            WorkerStatus::Busy
+        } else {
+            WorkerStatus::Idle
+        }
     }
 }
 
@@ -435,6 +469,8 @@ fn finished(task_id: &str, task: &TaskState, time: i64, succeeded: bool, error: 
         model: task.model.clone(),
         family: task.family,
         worker_id: task.worker_id.clone(),
+        hardware: task.hardware,
+        priority: task.priority,
         succeeded,
         finished_at: time,
         queue_ms: (started - task.queued_at).max(0) as f64,
@@ -447,8 +483,8 @@ fn finished(task_id: &str, task: &TaskState, time: i64, succeeded: bool, error: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::event::HardwareKind;
-    use shared::metrics::WorkerCounts;
+    use crate::event::HardwareKind;
+    use crate::metrics::WorkerCounts;
 
     const LIMITS: Limits =
         Limits { lost_after_ms: 15_000, retire_after_ms: 60_000, overload_cpu_pct: 90.0, max_tasks_tracked: 10 };
@@ -596,8 +632,8 @@ mod tests {
         for (time, event) in &events[..7] {
             first.apply(*time, event);
         }
-        let bytes = shared::codec::encode(&first).expect("encodes");
-        let mut restored: FleetState = shared::codec::decode(&bytes).expect("decodes");
+        let bytes = crate::codec::encode(&first).expect("encodes");
+        let mut restored: FleetState = crate::codec::decode(&bytes).expect("decodes");
         for (time, event) in &events[7..] {
             restored.apply(*time, event);
         }
