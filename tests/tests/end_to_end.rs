@@ -65,7 +65,7 @@ async fn demo_workers_appear_in_the_status() {
     }
 
     let page = reqwest::get(format!("http://127.0.0.1:{port}/")).await.expect("page").text().await.expect("text");
-    assert!(page.contains("/ws/metrics"), "the overview page follows the WebSocket");
+    assert!(page.contains("/assets/app.js"), "the dashboard's shell loads its script: {page}");
     let missing = reqwest::get(format!("http://127.0.0.1:{port}/api/nope")).await.expect("answer");
     assert_eq!(missing.status(), 404);
 }
@@ -238,51 +238,6 @@ async fn bad_input_is_dead_lettered_or_refused_with_a_reason() {
         .await
         .expect("answer");
     assert_eq!(huge.status(), 413);
-}
-
-/// The overview page in a real browser (headless Chromium): the figures a person sees are
-/// filled in from live data by the page's own script.
-#[tokio::test]
-async fn the_overview_page_shows_the_live_fleet_in_a_browser() {
-    let nats = NatsServer::start();
-    let port = free_port();
-    let _collector = ServiceProcess::start(
-        "collector",
-        &nats,
-        &["--demo-workers", "12", "--demo-tick-ms", "200", "--http-port", "0"],
-    );
-    let _processor = ServiceProcess::start("processor", &nats, &["--tick-ms", "200"]);
-    let _gateway = ServiceProcess::start("gateway", &nats, &["--port", &port.to_string()]);
-    let url = format!("http://127.0.0.1:{port}/");
-    wait_for("metrics at the gateway", || async {
-        let status = get_json(&format!("{url}api/status")).await?;
-        (status["workers"]["total"] == 12).then_some(())
-    })
-    .await;
-    let browser = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".into());
-    let profile = nats.dir.path().join("chromium-profile");
-    let dom = wait_for("the page to show 12 workers", || {
-        let output = std::process::Command::new(&browser)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-            ])
-            .args(["--disable-sync", "--no-first-run", "--virtual-time-budget=5000", "--dump-dom"])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .arg(&url)
-            .output()
-            .unwrap_or_else(|err| {
-                panic!("cannot run {browser}: {err}; install Chromium (apt-get install chromium) or set CHROMIUM")
-            });
-        let dom = String::from_utf8_lossy(&output.stdout).into_owned();
-        async move { dom.contains(r#"<span id="workers-total">12</span>"#).then_some(dom) }
-    })
-    .await;
-    assert!(dom.contains(r#"id="health" class="healthy""#), "the status badge shows healthy");
-    assert!(!dom.contains(r#"<b id="tasks-queued">–</b>"#), "task counts are filled in");
 }
 
 /// `/metrics` as Prometheus scrapes it: every family once with HELP and TYPE, one

@@ -5,7 +5,7 @@ use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 use shared::alert::Severity;
@@ -17,7 +17,6 @@ const STALE_AFTER_MS: i64 = 10_000;
 
 pub fn router(live: Live) -> Router {
     Router::new()
-        .route("/", get(overview))
         .route("/api/status", get(status))
         .route("/api/metrics/system", get(system_metrics))
         .route("/api/metrics/tasks", get(task_metrics))
@@ -34,12 +33,9 @@ pub fn router(live: Live) -> Router {
         .route("/ws/metrics", get(websocket))
         .route("/metrics", get(crate::prometheus::metrics))
         .route("/healthz", get(|| async { "ok" }))
+        .merge(crate::assets::routes())
         .fallback(not_found)
         .with_state(live)
-}
-
-async fn overview() -> Html<&'static str> {
-    Html(include_str!("assets/overview.html"))
 }
 
 async fn not_found() -> Response {

@@ -3,6 +3,7 @@
 //! NATS. It holds no state of its own beyond the current picture.
 
 pub mod api;
+mod assets;
 mod history;
 mod live;
 mod prometheus;
