@@ -80,6 +80,10 @@ pub const DESCRIPTIONS: &[Description] = &[
     described("archiver_queries_refused_total", "History queries refused (bad request, unknown id, deadline)."),
     described("archiver_active", "1 while this archiver holds the lease and archives, else 0."),
     described("archiver_lag_messages", "Messages in the stream not yet archived."),
+    described(
+        "archiver_duckdb_memory_bytes",
+        "Memory DuckDB holds (bounded by its memory_limit), measured each roll-up.",
+    ),
     described("archiver_lag_seconds", "Age of the oldest message not yet archived (0 when caught up)."),
 ];
 

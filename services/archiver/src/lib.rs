@@ -206,8 +206,15 @@ impl Archiver {
             ));
         }
         let every = Duration::from_secs(self.config.maintain_every_secs.max(1));
-        let pruned = self.context.counters.counter("archiver_rows_pruned_total");
-        tasks.spawn(rollup::maintain(store.clone(), progress, self.config.retention(), every, pruned, active.clone()));
+        let counters = self.context.counters.clone();
+        tasks.spawn(rollup::maintain(
+            store.clone(),
+            progress,
+            self.config.retention(),
+            every,
+            counters,
+            active.clone(),
+        ));
         tasks.spawn(archive::report_lag(self.sources.clone(), self.context.counters.clone(), active.clone()));
         let queries = query::Queries::new(store.clone(), limits, Duration::from_millis(self.config.query_deadline_ms));
         tasks.spawn(queries.serve(self.context.clone(), active.clone()));

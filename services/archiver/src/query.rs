@@ -155,7 +155,7 @@ impl Queries {
 
     /// The SQL of a query (also what `export` writes out).
     async fn relation(&self, name: &str, params: &Params) -> Result<Relation, Refused> {
-        let done = self.store.read(self.deadline, |connection| rollup_progress(connection)).await?;
+        let done = self.store.read(self.deadline, rollup_progress).await?;
         Relation::of(name, params, &done, shared::now_ms())
     }
 

@@ -101,9 +101,10 @@ pub async fn maintain(
     progress: Progress,
     retention: Retention,
     every: std::time::Duration,
-    pruned: shared::telemetry::Counter,
+    counters: shared::telemetry::Registry,
     active: CancellationToken,
 ) -> anyhow::Result<()> {
+    let pruned = counters.counter("archiver_rows_pruned_total");
     let mut every = tokio::time::interval(every);
     loop {
         tokio::select! {
@@ -115,14 +116,23 @@ pub async fn maintain(
         let outcome = store
             .write(move |connection| {
                 roll_up(connection, &progress_now, i64::from(retention_now.late_secs) * 1_000_000)?;
-                prune(connection, &retention_now, shared::now_ms() * 1000)
+                let deleted = prune(connection, &retention_now, shared::now_ms() * 1000)?;
+                // What DuckDB holds in memory (bounded by its memory_limit), beside the RSS.
+                let memory: i64 = connection.query_row(
+                    "SELECT coalesce(sum(memory_usage_bytes), 0)::BIGINT FROM duckdb_memory()",
+                    [],
+                    |row| row.get(0),
+                )?;
+                Ok((deleted, memory))
             })
             .await;
         match outcome {
-            Ok(0) => {}
-            Ok(deleted) => {
-                pruned.add(deleted as u64);
-                info!(deleted, "retention pruned old rows");
+            Ok((deleted, memory)) => {
+                counters.set_gauge("archiver_duckdb_memory_bytes", &[], memory as f64);
+                if deleted > 0 {
+                    pruned.add(deleted as u64);
+                    info!(deleted, "retention pruned old rows");
+                }
             }
             // Derived rows: the next minute tries again, from where this one left off.
             Err(err) => warn!(error = format!("{err:#}"), "roll-up or retention failed"),

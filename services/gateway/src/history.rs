@@ -24,6 +24,19 @@ fn error(status: StatusCode, reason: &str) -> Response {
     (status, axum::Json(json!({ "error": reason }))).into_response()
 }
 
+/// A request refused, answered as [`error`] (small, so results carrying it stay small).
+struct Refused(StatusCode, String);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        error(self.0, &self.1)
+    }
+}
+
+fn refused(status: StatusCode, reason: &str) -> Refused {
+    Refused(status, reason.to_owned())
+}
+
 /// `interval` as `30s`, `5m`, `1h`, `1d` or ms.
 fn interval_ms(text: &str) -> Option<i64> {
     let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
@@ -40,10 +53,10 @@ fn interval_ms(text: &str) -> Option<i64> {
 }
 
 /// The archiver's parameters from the endpoint's (and `fixed` ones from the path).
-fn params(raw: &RawParams, fixed: &[(&str, &str)]) -> Result<Map<String, Value>, Response> {
+fn params(raw: &RawParams, fixed: &[(&str, &str)]) -> Result<Map<String, Value>, Refused> {
     let mut params = Map::new();
     for (key, value) in raw.iter().map(|(key, value)| (key.as_str(), value.as_str())).chain(fixed.iter().copied()) {
-        let bad = |what: &str| error(StatusCode::BAD_REQUEST, &format!("{key}={value:?} is not {what}"));
+        let bad = |what: &str| refused(StatusCode::BAD_REQUEST, &format!("{key}={value:?} is not {what}"));
         let converted = match key {
             "start_time" | "end_time" | "at" | "time" => {
                 json!(shared::time::parse_time(value).ok_or_else(|| bad("a time (RFC 3339 or ms since the epoch)"))?)
@@ -55,7 +68,7 @@ fn params(raw: &RawParams, fixed: &[(&str, &str)]) -> Result<Map<String, Value>,
             "worker_id" | "task_id" | "type" | "state" | "severity" | "rule" | "by" | "cursor" | "resolution" => {
                 json!(value)
             }
-            other => return Err(error(StatusCode::BAD_REQUEST, &format!("unknown parameter {other:?}"))),
+            other => return Err(refused(StatusCode::BAD_REQUEST, &format!("unknown parameter {other:?}"))),
         };
         let key = match key {
             "interval" => "interval_ms",
@@ -68,25 +81,25 @@ fn params(raw: &RawParams, fixed: &[(&str, &str)]) -> Result<Map<String, Value>,
 }
 
 /// Asks the archiver; its refusals keep their status.
-async fn ask(live: &Live, name: &str, params: &Map<String, Value>) -> Result<Value, Response> {
+async fn ask(live: &Live, name: &str, params: &Map<String, Value>) -> Result<Value, Refused> {
     let Some(nats) = &live.nats else {
-        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS"));
+        return Err(refused(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS"));
     };
     let subject = nats.subjects.query(&format!("archive.{name}"));
     let body = serde_json::to_vec(params).unwrap_or_default();
     let reply = match tokio::time::timeout(WAIT, nats.client.request(subject, body.into())).await {
         Ok(Ok(reply)) => reply,
         Ok(Err(err)) => {
-            return Err(error(StatusCode::SERVICE_UNAVAILABLE, &format!("the archiver does not answer: {err}")));
+            return Err(refused(StatusCode::SERVICE_UNAVAILABLE, &format!("the archiver does not answer: {err}")));
         }
-        Err(_) => return Err(error(StatusCode::SERVICE_UNAVAILABLE, "the archiver did not answer in time")),
+        Err(_) => return Err(refused(StatusCode::SERVICE_UNAVAILABLE, "the archiver did not answer in time")),
     };
     let answer: Value = serde_json::from_slice(&reply.payload)
-        .map_err(|err| error(StatusCode::BAD_GATEWAY, &format!("the archiver's answer is not JSON: {err}")))?;
+        .map_err(|err| refused(StatusCode::BAD_GATEWAY, &format!("the archiver's answer is not JSON: {err}")))?;
     if let Some(reason) = answer.get("error").and_then(Value::as_str) {
         let status = answer.get("status").and_then(Value::as_u64).unwrap_or(500);
         let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return Err(error(status, reason));
+        return Err(refused(status, reason));
     }
     Ok(answer)
 }
@@ -97,23 +110,23 @@ async fn answer(
     name: &str,
     raw: &RawParams,
     fixed: &[(&str, &str)],
-    then: impl FnOnce(Value) -> Result<Value, Response>,
+    then: impl FnOnce(Value) -> Result<Value, Refused>,
 ) -> Response {
     let params = match params(raw, fixed) {
         Ok(params) => params,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     match raw.get("format").map(String::as_str) {
         None | Some("json") => match ask(live, name, &params).await.and_then(then) {
             Ok(answer) => axum::Json(answer).into_response(),
-            Err(response) => response,
+            Err(refusal) => refusal.into_response(),
         },
         Some(format @ ("csv" | "parquet")) => export(live, name, params, format).await,
         Some(other) => error(StatusCode::BAD_REQUEST, &format!("format={other:?}: use json, csv or parquet")),
     }
 }
 
-fn as_is(answer: Value) -> Result<Value, Response> {
+fn as_is(answer: Value) -> Result<Value, Refused> {
     Ok(answer)
 }
 
@@ -189,7 +202,7 @@ pub async fn worker(State(live): State<Live>, Path(worker_id): Path<String>, Que
         // A worker with no history in the range and unknown now is no worker at all.
         let empty = answer["time"].as_array().is_some_and(Vec::is_empty);
         match empty && !known {
-            true => Err(error(
+            true => Err(refused(
                 StatusCode::NOT_FOUND,
                 &format!("no worker {worker_id:?}: not live, no history in the range"),
             )),

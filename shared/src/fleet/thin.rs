@@ -54,10 +54,10 @@ impl Thinner {
                 worker.seen = time;
                 let load = Load::of(*cpu_pct, *running_tasks, *queued_tasks, worker.slots, &self.limits);
                 let mut out = Vec::new();
-                if let (Some(((_, held), _)), Some((kept, _))) = (&worker.pending, worker.kept) {
-                    if time - held.time > lost_after || time - kept > lost_after {
-                        worker.flush(&mut out);
-                    }
+                if let (Some(((_, held), _)), Some((kept, _))) = (&worker.pending, worker.kept)
+                    && (time - held.time > lost_after || time - kept > lost_after)
+                {
+                    worker.flush(&mut out);
                 }
                 let keep = worker.offline
                     || match worker.kept {

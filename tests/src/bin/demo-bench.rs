@@ -19,6 +19,14 @@ struct Reading {
     rss: Vec<f64>,
     demo_cpu: f64,
     stream_bytes: Vec<u64>,
+    /// What DuckDB holds inside the archiver, MiB.
+    duckdb_mib: f64,
+}
+
+/// A gauge summed over the reports.
+fn gauge(reports: &std::collections::BTreeMap<String, shared::health::HealthReport>, name: &str) -> Vec<f64> {
+    let gauges = reports.values().flat_map(|report| &report.gauges);
+    gauges.filter(|gauge| gauge.name == name).map(|gauge| gauge.value).collect()
 }
 
 #[tokio::main]
@@ -63,7 +71,10 @@ async fn main() {
             let info = js.get_stream(name).await.expect("stream").info().await.expect("info").state.bytes;
             stream_bytes.push(info);
         }
+        let archiver = health_reports(&client, "archiver", 1).await;
+        let duckdb_mib = gauge(&archiver, "archiver_duckdb_memory_bytes").into_iter().sum::<f64>() / 1048576.0;
         Reading {
+            duckdb_mib,
             at: Instant::now(),
             cpu: pids.iter().map(|pid| procfs::cpu_seconds(*pid)).collect(),
             rss: pids.iter().map(|pid| procfs::rss_mib(*pid)).collect(),
@@ -77,12 +88,8 @@ async fn main() {
     tokio::time::sleep_until((started + Duration::from_secs(minutes * 60)).into()).await;
     let last = read().await;
     let report = health_reports(&client, "archiver", 1).await;
-    let lag = |name: &str| -> Vec<f64> {
-        let gauges = report.values().flat_map(|report| &report.gauges);
-        gauges.filter(|gauge| gauge.name == name).map(|gauge| gauge.value).collect()
-    };
-    let lag_seconds = lag("archiver_lag_seconds").into_iter().fold(0.0, f64::max);
-    let lag_messages = lag("archiver_lag_messages").into_iter().sum::<f64>();
+    let lag_seconds = gauge(&report, "archiver_lag_seconds").into_iter().fold(0.0, f64::max);
+    let lag_messages = gauge(&report, "archiver_lag_messages").into_iter().sum::<f64>();
 
     let seconds = last.at.duration_since(first.at).as_secs_f64();
     let machine = procfs::cores() * 100.0;
@@ -108,6 +115,10 @@ async fn main() {
     println!(
         "  of which the demo fleet's own thread: {demo:.1}% of one core; without it {:.1}% of the machine",
         100.0 * (total - demo) / machine
+    );
+    println!(
+        "  of the archiver's, DuckDB's own memory (its memory_limit bounds it): {:.0} MiB at minute 2, {:.0} MiB at the end",
+        first.duckdb_mib, last.duckdb_mib
     );
     println!("  archive lag at the end: {lag_seconds:.1} s, {lag_messages:.0} messages (goal: under 5 s)");
     let memory_ok = first.rss.iter().zip(&last.rss).all(|(before, after)| (after - before).abs() <= 0.1 * before);
