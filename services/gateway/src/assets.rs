@@ -112,7 +112,7 @@ mod tests {
     use tower::ServiceExt;
 
     async fn get(path: &str, headers: &[(header::HeaderName, &str)]) -> Response {
-        let app = routes().with_state(Live::new(CancellationToken::new()));
+        let app = routes().with_state(Live::new(CancellationToken::new(), None));
         let mut request = Request::get(path);
         for (name, value) in headers {
             request = request.header(name, *value);
