@@ -14,6 +14,7 @@ mod history;
 mod keeper;
 mod lease;
 mod query;
+mod relation;
 mod rollup;
 mod rows;
 mod schema;

@@ -1,0 +1,339 @@
+//! What a history query asks for (`Params`) and the SQL that answers it (`Relation`): one
+//! place that turns parameters into SQL text, so the rules on what may reach it (ids are
+//! subject tokens, names come from fixed lists, times are numbers) are kept in one file.
+
+use crate::query::{Refused, bad, not_found};
+use serde::Deserialize;
+
+/// Most rows a page holds.
+pub const MAX_LIMIT: usize = 1000;
+
+/// Every query's parameters; each query reads those it knows. Times are ms since the epoch.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub start_time: Option<i64>,
+    pub end_time: Option<i64>,
+    pub time: Option<i64>,
+    pub interval_ms: Option<i64>,
+    pub resolution: Option<String>,
+    pub metrics: Option<Vec<String>>,
+    pub worker_id: Option<String>,
+    pub task_id: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub state: Option<String>,
+    pub severity: Option<String>,
+    pub rule: Option<String>,
+    pub by: Option<String>,
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+impl Params {
+    pub fn limit(&self) -> Result<usize, Refused> {
+        match self.limit.unwrap_or(100) {
+            limit @ 1..=MAX_LIMIT => Ok(limit),
+            other => Err(bad(format!("limit {other}: use 1 to {MAX_LIMIT}"))),
+        }
+    }
+
+    /// The range asked for, default the last hour; start before end.
+    fn range(&self, now: i64) -> Result<(i64, i64), Refused> {
+        let end = self.end_time.unwrap_or(now);
+        let start = self.start_time.unwrap_or(end - 3_600_000);
+        if start >= end {
+            return Err(bad(format!("start_time {start} is not before end_time {end}")));
+        }
+        Ok((start, end))
+    }
+}
+
+/// A query as SQL, with what describes its rows.
+#[derive(Debug, Clone)]
+pub struct Relation {
+    pub sql: String,
+    pub resolution: &'static str,
+    pub interval_ms: i64,
+    /// Buckets a series spans: bounded in a reply, not in an export (which streams).
+    pub points: i64,
+    /// The column a page's cursor continues after (`seq`), for paged lists.
+    pub cursor_column: Option<&'static str>,
+    pub total_sql: Option<String>,
+}
+
+/// Roll-up progress per `<table>.<resolution>`, µs.
+pub fn rollup_progress(connection: &mut duckdb::Connection) -> anyhow::Result<std::collections::BTreeMap<String, i64>> {
+    let mut statement = connection.prepare("SELECT name, epoch_us(done_until) FROM rollup_progress")?;
+    let rows = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Only these may reach SQL text: ids are subject tokens, names come from fixed lists.
+fn token(what: &str, value: &str) -> Result<String, Refused> {
+    shared::subjects::check_token("id", value).map_err(|_| bad(format!("{what} {value:?} is not a valid id")))?;
+    Ok(value.to_owned())
+}
+
+fn one_of(what: &str, value: &str, allowed: &[&str]) -> Result<String, Refused> {
+    if allowed.contains(&value) {
+        Ok(value.to_owned())
+    } else {
+        Err(bad(format!("{what} {value:?}: use one of {}", allowed.join(", "))))
+    }
+}
+
+fn timestamp(ms: i64) -> String {
+    format!("make_timestamp({}::BIGINT)", ms.saturating_mul(1000))
+}
+
+impl Relation {
+    pub fn of(
+        name: &str,
+        params: &Params,
+        done: &std::collections::BTreeMap<String, i64>,
+        now: i64,
+    ) -> Result<Self, Refused> {
+        let plain = |sql: String| Relation {
+            sql,
+            resolution: "raw",
+            interval_ms: 0,
+            points: 0,
+            cursor_column: None,
+            total_sql: None,
+        };
+        match name {
+            "system.history" => Self::series(params, "system", None, done, now),
+            "worker.history" => {
+                let worker =
+                    token("worker_id", params.worker_id.as_deref().ok_or_else(|| bad("worker_id is needed"))?)?;
+                Self::series(params, "worker", Some(worker), done, now)
+            }
+            "task" => {
+                let task = token("task_id", params.task_id.as_deref().ok_or_else(|| bad("task_id is needed"))?)?;
+                Ok(plain(format!(
+                    "SELECT seq, epoch_ms(time) AS time, type, worker_id, task_id, detail::VARCHAR AS detail, source
+                     FROM events WHERE task_id = '{task}' ORDER BY seq"
+                )))
+            }
+            "tasks.stats" => Self::task_stats(params, done, now),
+            "events" | "alerts" => Self::list(name, params),
+            other => Err(not_found(format!(
+                "no query {other:?}: use system.history, worker.history, task, tasks.stats, events, alerts, fleet.at or export"
+            ))),
+        }
+    }
+
+    /// A metric series over a range, at the resolution the range calls for (or the one
+    /// asked), each bucket's min, mean, max and last: hour roll-ups, then minute roll-ups
+    /// past the hours done, then raw rows past the minutes done.
+    fn series(
+        params: &Params,
+        kind: &str,
+        worker: Option<String>,
+        done: &std::collections::BTreeMap<String, i64>,
+        now: i64,
+    ) -> Result<Self, Refused> {
+        let (start, end) = params.range(now)?;
+        let span = end - start;
+        let resolution = match params.resolution.as_deref() {
+            Some(asked) => one_of("resolution", asked, &["raw", "minute", "hour"])?,
+            None if span <= 6 * 3_600_000 => "raw".into(),
+            // Up to three days a chart is still made of minutes; beyond, hours (a 7-day
+            // trend is 168 buckets, read from a few million rows instead of tens).
+            None if span <= 3 * 86_400_000 => "minute".into(),
+            None => "hour".into(),
+        };
+        let step = match resolution.as_str() {
+            "raw" if kind == "system" => 1_000,
+            "raw" => 10_000,
+            "minute" => 60_000,
+            _ => 3_600_000,
+        };
+        let interval_ms = match params.interval_ms {
+            Some(interval) if interval < step => {
+                return Err(bad(format!(
+                    "interval_ms {interval} is finer than the {resolution} resolution ({step} ms)"
+                )));
+            }
+            Some(interval) => interval,
+            // About a thousand points, in whole steps.
+            None => (span / 1000).div_euclid(step).max(1) * step,
+        };
+        let metrics = match &params.metrics {
+            Some(metrics) => {
+                for metric in metrics {
+                    token("metric", metric)?;
+                }
+                Some(metrics.iter().map(|metric| format!("'{metric}'")).collect::<Vec<_>>().join(", "))
+            }
+            None => None,
+        };
+        let (raw, rollups, key, id_column) = match &worker {
+            Some(_) => ("worker_metrics", "worker_rollups", "worker_samples", ", worker_id"),
+            None => ("system_metrics", "system_rollups", "system_metrics", ""),
+        };
+        let filter = {
+            let mut filter = String::new();
+            if let Some(worker) = &worker {
+                filter.push_str(&format!(" AND worker_id = '{worker}'"));
+            }
+            if let Some(metrics) = &metrics {
+                filter.push_str(&format!(" AND metric_name IN ({metrics})"));
+            }
+            filter
+        };
+        let minute_done = done.get(&format!("{key}.minute")).map(|us| us / 1000).unwrap_or(start);
+        let hour_done = done.get(&format!("{key}.hour")).map(|us| us / 1000).unwrap_or(start);
+        let (start_ts, end_ts) = (timestamp(start), timestamp(end));
+        let mut parts = Vec::new();
+        let mut raw_from = start;
+        if resolution == "hour" {
+            parts.push(format!(
+                "SELECT bucket AS t, metric_name{id_column}, min, mean, max, last, count FROM {rollups}
+                 WHERE resolution = 'hour' AND bucket >= {start_ts} AND bucket < {} AND bucket < {end_ts}{filter}",
+                timestamp(hour_done)
+            ));
+        }
+        if resolution != "raw" {
+            let from = if resolution == "hour" { hour_done.max(start) } else { start };
+            parts.push(format!(
+                "SELECT bucket AS t, metric_name{id_column}, min, mean, max, last, count FROM {rollups}
+                 WHERE resolution = 'minute' AND bucket >= {} AND bucket < {} AND bucket < {end_ts}{filter}",
+                timestamp(from),
+                timestamp(minute_done)
+            ));
+            raw_from = minute_done.max(start);
+        }
+        parts.push(format!(
+            "SELECT timestamp AS t, metric_name{id_column}, metric_value AS min, metric_value AS mean, metric_value AS max,
+                 metric_value AS last, 1 AS count FROM {raw}
+             WHERE timestamp >= {} AND timestamp < {end_ts}{filter}",
+            timestamp(raw_from)
+        ));
+        let sql = format!(
+            "SELECT epoch_ms(time_bucket(INTERVAL {interval_ms} milliseconds, t)) AS time, metric_name,
+                 min(min) AS min, sum(mean * count) / sum(count) AS mean, max(max) AS max, arg_max(last, t) AS last,
+                 sum(count)::UBIGINT AS samples
+             FROM ({}) GROUP BY ALL ORDER BY time, metric_name",
+            parts.join(" UNION ALL ")
+        );
+        Ok(Relation {
+            sql,
+            resolution: match resolution.as_str() {
+                "raw" => "raw",
+                "minute" => "minute",
+                _ => "hour",
+            },
+            interval_ms,
+            points: span / interval_ms,
+            cursor_column: None,
+            total_sql: None,
+        })
+    }
+
+    /// Finished tasks over a range by family, model or hardware: raw rows within their
+    /// retention, roll-ups before.
+    fn task_stats(params: &Params, done: &std::collections::BTreeMap<String, i64>, now: i64) -> Result<Self, Refused> {
+        let (start, end) = params.range(now)?;
+        let by = one_of("by", params.by.as_deref().unwrap_or("family"), &["family", "model", "hardware"])?;
+        let minute_done = done.get("tasks.minute").map(|us| us / 1000).unwrap_or(start);
+        let (start_ts, end_ts, done_ts) = (timestamp(start), timestamp(end), timestamp(minute_done.max(start)));
+        let sql = format!(
+            "SELECT coalesce({by}, 'unknown') AS key, sum(completed)::UBIGINT AS completed, sum(failed)::UBIGINT AS failed,
+                 sum(completed) / greatest(sum(completed) + sum(failed), 1) AS success_rate,
+                 sum(queue_ms_sum) / greatest(sum(completed) + sum(failed), 1) AS mean_queue_ms,
+                 sum(processing_ms_sum) / greatest(sum(completed), 1) AS mean_processing_ms,
+                 max(processing_ms_max) AS max_processing_ms,
+                 sum(completed) / ({} / 60000.0) AS throughput_per_min
+             FROM (
+                 SELECT family, model, hardware, completed, failed, queue_ms_sum, processing_ms_sum, processing_ms_max
+                 FROM task_rollups WHERE resolution = 'minute' AND bucket >= {start_ts} AND bucket < {done_ts} AND bucket < {end_ts}
+                 UNION ALL
+                 SELECT family, model, hardware, succeeded::INT, (NOT succeeded)::INT, queue_ms,
+                     CASE WHEN succeeded THEN processing_ms END, CASE WHEN succeeded THEN processing_ms END
+                 FROM tasks WHERE finished_at >= {done_ts} AND finished_at < {end_ts}
+             ) GROUP BY ALL ORDER BY sum(completed) + sum(failed) DESC, key",
+            end - start
+        );
+        Ok(Relation { sql, resolution: "minute", interval_ms: 0, points: 0, cursor_column: None, total_sql: None })
+    }
+
+    /// A page of events or alerts, newest last, filtered; the cursor is the last `seq` seen.
+    fn list(name: &str, params: &Params) -> Result<Self, Refused> {
+        let limit = params.limit()?;
+        let mut conditions = Vec::new();
+        if let Some(start) = params.start_time {
+            conditions.push(format!("time >= {}", timestamp(start)));
+        }
+        if let Some(end) = params.end_time {
+            conditions.push(format!("time < {}", timestamp(end)));
+        }
+        let columns = match name {
+            "events" => {
+                if let Some(worker) = &params.worker_id {
+                    conditions.push(format!("worker_id = '{}'", token("worker_id", worker)?));
+                }
+                if let Some(task) = &params.task_id {
+                    conditions.push(format!("task_id = '{}'", token("task_id", task)?));
+                }
+                if let Some(kind) = &params.kind {
+                    conditions.push(format!("type = '{}'", one_of("type", kind, EVENT_TYPES)?));
+                }
+                "seq, epoch_ms(time) AS time, type, worker_id, task_id, detail::VARCHAR AS detail, source"
+            }
+            _ => {
+                if let Some(state) = &params.state {
+                    conditions.push(format!(
+                        "state = '{}'",
+                        one_of("state", state, &["pending", "firing", "resolved", "acknowledged", "silenced"])?
+                    ));
+                }
+                if let Some(severity) = &params.severity {
+                    conditions.push(format!(
+                        "severity = '{}'",
+                        one_of("severity", severity, &["info", "warning", "critical"])?
+                    ));
+                }
+                if let Some(rule) = &params.rule {
+                    conditions.push(format!("rule = '{}'", token("rule", rule)?));
+                }
+                "seq, epoch_ms(time) AS time, alert_id, rule, severity, state, target, summary, value, threshold, alert::VARCHAR AS alert"
+            }
+        };
+        let filtered = if conditions.is_empty() { "TRUE".to_owned() } else { conditions.join(" AND ") };
+        let after = match &params.cursor {
+            Some(cursor) => {
+                let seq: u64 =
+                    cursor.parse().map_err(|_| bad(format!("cursor {cursor:?} is not one this archive gave")))?;
+                format!(" AND seq > {seq}")
+            }
+            None => String::new(),
+        };
+        Ok(Relation {
+            sql: format!("SELECT {columns} FROM {name} WHERE {filtered}{after} ORDER BY seq LIMIT {}", limit + 1),
+            resolution: "raw",
+            interval_ms: 0,
+            points: 0,
+            cursor_column: Some("seq"),
+            total_sql: Some(format!("SELECT count(*)::UBIGINT AS total FROM {name} WHERE {filtered}")),
+        })
+    }
+}
+
+/// Event types, as `type` accepts them.
+const EVENT_TYPES: &[&str] = &[
+    "worker_registered",
+    "heartbeat",
+    "worker_status_changed",
+    "worker_deregistered",
+    "task_queued",
+    "task_assigned",
+    "task_started",
+    "task_completed",
+    "task_failed",
+    "task_retried",
+    "task_cancelled",
+    "component_status",
+    "recovery_action",
+];
