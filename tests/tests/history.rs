@@ -177,7 +177,8 @@ async fn a_task_life_events_exports_and_bad_requests() {
             "task_completed"
         ]
     );
-    assert!(life["events"][3]["detail"].as_str().expect("detail").contains("onerror"), "the error is kept as it came");
+    let error = life["events"][3]["detail"]["error"].as_str().expect("the detail as JSON");
+    assert!(error.contains("onerror"), "the error is kept as it came: {error}");
 
     let page = get_json(&format!("{api}/events?worker_id=gpu-1&limit=2")).await.expect("events");
     assert_eq!((page["items"].as_array().map(Vec::len), page["truncated"].as_bool()), (Some(2), Some(true)));

@@ -210,6 +210,9 @@ struct Export {
     format: String,
 }
 
+/// Columns of the archive that hold JSON: `events.detail` and `alerts.alert`.
+const JSON_COLUMNS: [&str; 2] = ["detail", "alert"];
+
 /// Rows of a query as JSON objects (the SQL casts times to ms and JSON to text).
 fn rows_as_json(connection: &mut duckdb::Connection, sql: &str) -> anyhow::Result<Vec<Map<String, Value>>> {
     use duckdb::types::ValueRef;
@@ -234,6 +237,10 @@ fn rows_as_json(connection: &mut duckdb::Connection, sql: &str) -> anyhow::Resul
                 ValueRef::UBigInt(value) => json!(value),
                 ValueRef::Float(value) => json!(value),
                 ValueRef::Double(value) => json!(value),
+                // JSON columns (the SQL casts them to text) go out as JSON, not as strings.
+                ValueRef::Text(text) if JSON_COLUMNS.contains(&name.as_str()) => {
+                    serde_json::from_slice(text).unwrap_or_else(|_| json!(String::from_utf8_lossy(text)))
+                }
                 ValueRef::Text(text) => json!(String::from_utf8_lossy(text)),
                 other => json!(format!("{other:?}")),
             };
