@@ -186,30 +186,42 @@ impl Relation {
         let minute_done = done.get(&format!("{key}.minute")).map(|us| us / 1000).unwrap_or(start);
         let hour_done = done.get(&format!("{key}.hour")).map(|us| us / 1000).unwrap_or(start);
         let (start_ts, end_ts) = (timestamp(start), timestamp(end));
+        // A coarser bucket is used only when it lies wholly in the range; the part of the
+        // range before the first whole one comes from the next finer level.
+        let ceil = |ms: i64, step: i64| ms.div_euclid(step) * step + if ms.rem_euclid(step) > 0 { step } else { 0 };
+        let (first_hour, first_minute) = (ceil(start, 3_600_000), ceil(start, 60_000));
         let mut parts = Vec::new();
-        let mut raw_from = start;
+        let mut raw_where = format!("timestamp >= {start_ts}");
         if resolution == "hour" {
             parts.push(format!(
                 "SELECT bucket AS t, metric_name{id_column}, min, mean, max, last, count FROM {rollups}
-                 WHERE resolution = 'hour' AND bucket >= {start_ts} AND bucket < {} AND bucket < {end_ts}{filter}",
+                 WHERE resolution = 'hour' AND bucket >= {} AND bucket < {} AND bucket < {end_ts}{filter}",
+                timestamp(first_hour),
                 timestamp(hour_done)
             ));
         }
         if resolution != "raw" {
-            let from = if resolution == "hour" { hour_done.max(start) } else { start };
+            // Minutes before the first whole hour, and those past the hours rolled up.
+            let minutes = match resolution.as_str() {
+                "hour" => format!("(bucket < {} OR bucket >= {})", timestamp(first_hour), timestamp(hour_done)),
+                _ => "TRUE".to_owned(),
+            };
             parts.push(format!(
                 "SELECT bucket AS t, metric_name{id_column}, min, mean, max, last, count FROM {rollups}
-                 WHERE resolution = 'minute' AND bucket >= {} AND bucket < {} AND bucket < {end_ts}{filter}",
-                timestamp(from),
+                 WHERE resolution = 'minute' AND bucket >= {} AND {minutes} AND bucket < {} AND bucket < {end_ts}{filter}",
+                timestamp(first_minute),
                 timestamp(minute_done)
             ));
-            raw_from = minute_done.max(start);
+            raw_where = format!(
+                "timestamp >= {start_ts} AND (timestamp < {} OR timestamp >= {})",
+                timestamp(first_minute),
+                timestamp(minute_done)
+            );
         }
         parts.push(format!(
             "SELECT timestamp AS t, metric_name{id_column}, metric_value AS min, metric_value AS mean, metric_value AS max,
                  metric_value AS last, 1 AS count FROM {raw}
-             WHERE timestamp >= {} AND timestamp < {end_ts}{filter}",
-            timestamp(raw_from)
+             WHERE {raw_where} AND timestamp < {end_ts}{filter}"
         ));
         let sql = format!(
             "SELECT epoch_ms(time_bucket(INTERVAL {interval_ms} milliseconds, t)) AS time, metric_name,
