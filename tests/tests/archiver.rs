@@ -57,3 +57,45 @@ async fn a_second_archiver_waits_and_takes_over_when_the_first_dies() {
         .expect("query");
     assert_eq!((rows, ids), (1000, 1000), "every event once, none lost in the handover");
 }
+
+/// An archiver that pulled messages and died before committing them leaves them delivered
+/// and unacknowledged. Its successor must archive them before anything newer: an ack of a
+/// newer chunk (`AckPolicy::All`) would otherwise cover them, unarchived.
+#[tokio::test]
+async fn messages_pulled_but_never_committed_are_archived_by_the_next_archiver() {
+    use futures::StreamExt;
+    let nats = NatsServer::start();
+    let db = nats.dir.path().join("archive.duckdb");
+    let args = ["--db-path", db.to_str().expect("utf-8 path"), "--lease-ttl-secs", "2"];
+    let _collector = ServiceProcess::start("collector", &nats, &["--demo-workers", "0", "--http-port", "0"]);
+    let client = nats.client().await;
+    assert_eq!(ingest(&client, &events(0, 100)).await["accepted"], 100);
+    let mut archiver = ServiceProcess::start("archiver", &nats, &args);
+    fleetwatch_tests::wait_for_archived(&client, "FLEET_EVENTS").await;
+    assert!(archiver.stop(), "stops cleanly:\n{}", archiver.log_text());
+
+    // What a holder that crashed mid-batch leaves behind: the next 100 pulled, never acked.
+    assert_eq!(ingest(&client, &events(100, 200)).await["accepted"], 100);
+    let js = async_nats::jetstream::new(client.clone());
+    let consumer: async_nats::jetstream::consumer::PullConsumer =
+        js.get_consumer_from_stream("archiver", "FLEET_EVENTS").await.expect("the archiver's consumer");
+    let mut pulled = consumer.fetch().max_messages(100).messages().await.expect("fetch");
+    let mut held = 0;
+    while let Some(message) = pulled.next().await {
+        message.expect("a message");
+        held += 1;
+    }
+    assert_eq!(held, 100, "the crashed holder's batch");
+
+    let mut archiver = ServiceProcess::start("archiver", &nats, &args);
+    assert_eq!(ingest(&client, &events(200, 300)).await["accepted"], 100);
+    fleetwatch_tests::wait_for_archived(&client, "FLEET_EVENTS").await;
+    assert!(archiver.stop(), "stops cleanly:\n{}", archiver.log_text());
+    let connection = duckdb::Connection::open(&db).expect("open the archive");
+    let (rows, ids): (i64, i64) = connection
+        .query_row("SELECT count(*), count(DISTINCT id) FROM events WHERE id LIKE 'e%'", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .expect("count");
+    assert_eq!((rows, ids), (300, 300), "every event once, the held batch included");
+}

@@ -18,12 +18,41 @@ pub struct Source {
     pub which: Stream,
     pub name: String,
     pub stream: async_nats::jetstream::stream::Stream,
-    pub consumer: consumer::PullConsumer,
 }
 
-/// Moves one stream into the archive, batch by batch, until `active` ends.
+/// The durable consumer on each stream: one archiver reads it at a time (the lease), since
+/// with `AckPolicy::All` one reader's ack would cover another's uncommitted messages.
+pub const CONSUMER: &str = "archiver";
+
+/// The consumer made anew just after the archive's committed offset, each time an archiver
+/// becomes active. Messages an earlier holder pulled but never committed are then delivered
+/// first, not after `ack_wait` behind newer ones, where the ack of a newer chunk
+/// (`AckPolicy::All`) would have covered them unarchived.
+pub async fn consumer_from(source: &Source, offset: u64) -> anyhow::Result<consumer::PullConsumer> {
+    // Absent (a first start) is fine; anything else shows up in the create below.
+    let _ = source.stream.delete_consumer(CONSUMER).await;
+    let deliver_policy = match offset {
+        0 => consumer::DeliverPolicy::All,
+        offset => consumer::DeliverPolicy::ByStartSequence { start_sequence: offset + 1 },
+    };
+    // No subject filter, though heartbeats are mostly skipped: filtering on the server over
+    // several subjects cost nats-server 6 µs a message (archive-bench), more than sending
+    // them along.
+    let config = consumer::pull::Config {
+        durable_name: Some(CONSUMER.into()),
+        ack_policy: consumer::AckPolicy::All,
+        ack_wait: Duration::from_secs(60),
+        max_ack_pending: 100_000,
+        deliver_policy,
+        ..Default::default()
+    };
+    Ok(source.stream.create_consumer(config).await?)
+}
+
+/// Moves one stream into the archive, batch by batch, until `active` ends; `consumer` is
+/// the one [`consumer_from`] made at the archive's offset.
 pub async fn archive(
-    source: Source,
+    (source, consumer): (Source, consumer::PullConsumer),
     mut shaper: Shaper,
     store: Store,
     counters: shared::telemetry::Registry,
@@ -39,11 +68,11 @@ pub async fn archive(
         heartbeats_seen: counters.counter("archiver_heartbeats_seen_total"),
         heartbeats_kept: counters.counter("archiver_heartbeats_kept_total"),
     };
-    let stream_name = source.name;
+    let stream_name = source.name.clone();
     let mut offset = store.offset(&stream_name).await?;
     // Pull as many as a transaction takes, so a lagging archiver commits big batches.
     let mut messages =
-        source.consumer.stream().max_messages_per_batch(batch_max).heartbeat(Duration::from_secs(5)).messages().await?;
+        consumer.stream().max_messages_per_batch(batch_max).heartbeat(Duration::from_secs(5)).messages().await?;
     // One commit in flight (it acks its chunk when done) while the next chunk is pulled and
     // shaped: commits and acks stay in stream order, and pulling and folding overlap DuckDB.
     let mut in_flight: Option<tokio::task::JoinHandle<bool>> = None;
@@ -181,8 +210,7 @@ pub async fn report_lag(
 }
 
 async fn lag(source: &Source) -> anyhow::Result<(u64, f64)> {
-    let mut consumer = source.consumer.clone();
-    let info = consumer.info().await?;
+    let info = source.stream.consumer_info(CONSUMER).await?;
     let messages = info.num_pending + info.num_ack_pending as u64;
     if messages == 0 {
         return Ok((0, 0.0));

@@ -21,7 +21,6 @@ mod schema;
 mod store;
 
 use archive::Source;
-use async_nats::jetstream::consumer;
 use decode::Shaper;
 use serde::{Deserialize, Serialize};
 use shared::fleet::Limits;
@@ -31,7 +30,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 pub use store::Store;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 /// `[archiver]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,10 +97,6 @@ impl ArchiverConfig {
     }
 }
 
-/// The durable consumer on each stream: one archiver reads it at a time (the lease), since
-/// with `AckPolicy::All` one reader's ack would cover another's uncommitted messages.
-const CONSUMER: &str = "archiver";
-
 pub struct Archiver {
     context: Context,
     config: ArchiverConfig,
@@ -117,21 +112,8 @@ impl Service for Archiver {
         let mut sources = Vec::new();
         for which in [Stream::Events, Stream::Alerts, Stream::Metrics] {
             let stream = which.ensure(&context.jetstream, &context.subjects, &context.nats).await?;
-            // No subject filter, though heartbeats are skipped (`decode`): filtering on the
-            // server over several subjects cost nats-server 6 µs a message (archive-bench),
-            // more than sending the heartbeats along. An empty list also clears a filter an
-            // older archiver set.
-            let consumer = stream
-                .create_consumer(consumer::pull::Config {
-                    durable_name: Some(CONSUMER.into()),
-                    ack_policy: consumer::AckPolicy::All,
-                    ack_wait: Duration::from_secs(60),
-                    max_ack_pending: 100_000,
-                    ..Default::default()
-                })
-                .await?;
             let name = which.config(&context.subjects, &context.nats).name;
-            sources.push(Source { which, name, stream, consumer });
+            sources.push(Source { which, name, stream });
         }
         let bucket = shared::nats::state_bucket(&context.jetstream, &context.subjects).await?;
         Ok(Self { context, config, bucket, sources })
@@ -196,8 +178,10 @@ impl Archiver {
                 Stream::Alerts => Shaper::Alerts,
                 _ => Shaper::Metrics,
             };
+            // Made here, before anything runs, so the lag is reported from the first moment.
+            let consumer = archive::consumer_from(source, store.offset(&source.name).await?).await?;
             tasks.spawn(archive::archive(
-                source.clone(),
+                (source.clone(), consumer),
                 shaper,
                 store.clone(),
                 self.context.counters.clone(),
@@ -233,7 +217,15 @@ impl Archiver {
             Ok(())
         });
         let outcome = shared::service::join_all(tasks, active).await;
-        store.close().await?;
+        let closed = store.close().await;
+        if store.broken.is_cancelled() {
+            // Whatever failed on the way down failed for that reason: open the file again.
+            if let Err(err) = outcome.and(closed) {
+                warn!(error = format!("{err:#}"), "stopping on an invalidated archive");
+            }
+            return Ok(());
+        }
+        closed?;
         outcome
     }
 
