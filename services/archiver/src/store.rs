@@ -108,23 +108,43 @@ impl Store {
         self.writer.call(&self.broken, job).await
     }
 
-    /// Runs `job` on the reader's connection, interrupted if it runs past `deadline`.
+    /// Runs `job` on the reader's connection, interrupted if it runs past `deadline` (counted
+    /// from the call: a job still queued then never runs, and only a running one is
+    /// interrupted, so one query's deadline never stops another).
     pub async fn read<T: Send + 'static>(
         &self,
         deadline: Duration,
         job: impl FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
-        let interrupt = self.reader.interrupt.clone();
-        let call = self.reader.call(&self.broken, job);
+        use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
+        const QUEUED: u8 = 0;
+        const RUNNING: u8 = 1;
+        const OVER: u8 = 2;
+        let state = Arc::new(AtomicU8::new(QUEUED));
+        let job_state = state.clone();
+        let call = self.reader.call(&self.broken, move |connection| {
+            if job_state.compare_exchange(QUEUED, RUNNING, SeqCst, SeqCst).is_err() {
+                return Err(anyhow::Error::new(DeadlineExceeded(deadline)));
+            }
+            let result = job(connection);
+            job_state.store(OVER, SeqCst);
+            result
+        });
         tokio::pin!(call);
         tokio::select! {
             result = &mut call => result,
-            _ = tokio::time::sleep(deadline) => {
-                interrupt.interrupt();
-                // The job returns its interrupted error; wait for it so the next job starts clean.
-                let _ = call.await;
-                Err(anyhow::Error::new(DeadlineExceeded(deadline)))
-            }
+            _ = tokio::time::sleep(deadline) => match state.compare_exchange(QUEUED, OVER, SeqCst, SeqCst) {
+                // Never started: it returns at once when its turn comes.
+                Ok(_) => Err(anyhow::Error::new(DeadlineExceeded(deadline))),
+                Err(RUNNING) => {
+                    self.reader.interrupt.interrupt();
+                    // The job returns its interrupted error; wait for it so the next job starts clean.
+                    let _ = call.await;
+                    Err(anyhow::Error::new(DeadlineExceeded(deadline)))
+                }
+                // Finished just now.
+                Err(_) => call.await,
+            },
         }
     }
 
@@ -189,6 +209,24 @@ fn append(
 mod tests {
     use super::*;
     use crate::rows::system_metrics_batch;
+
+    #[tokio::test]
+    async fn a_queued_query_past_its_deadline_does_not_stop_the_one_running() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("archive.duckdb")).expect("opens");
+        let slow = store.read(Duration::from_secs(60), |connection| {
+            Ok(connection
+                .query_row("SELECT sum(range)::VARCHAR FROM range(400000000)", [], |row| row.get::<_, String>(0))?)
+        });
+        let queued = async {
+            // Asked just after the slow one started, with a deadline that passes while it runs.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            store.read(Duration::from_millis(50), |_| Ok(())).await
+        };
+        let (slow, queued) = tokio::join!(slow, queued);
+        assert!(queued.is_err_and(|err| err.is::<DeadlineExceeded>()), "the queued one is refused");
+        assert!(slow.is_ok(), "the running one finishes: {slow:?}");
+    }
 
     #[tokio::test]
     async fn a_batch_and_its_offset_commit_together() {
