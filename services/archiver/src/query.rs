@@ -173,7 +173,8 @@ impl Queries {
             let relation = self.relation(&export.query, &export.params).await?;
             let file = tempfile::NamedTempFile::new().map_err(anyhow::Error::from)?;
             let path = file.path().to_string_lossy().replace('\'', "''");
-            let sql = format!("COPY ({}) TO '{path}' (FORMAT {format})", relation.sql);
+            let rows = relation.export_sql.unwrap_or(relation.sql);
+            let sql = format!("COPY ({rows}) TO '{path}' (FORMAT {format})");
             self.store.read(self.deadline, move |connection| Ok(connection.execute_batch(&sql)?)).await?;
             let bytes = tokio::fs::read(file.path()).await.map_err(anyhow::Error::from)?;
             Ok::<_, Refused>(bytes)

@@ -60,6 +60,8 @@ pub struct Relation {
     /// The column a page's cursor continues after (`seq`), for paged lists.
     pub cursor_column: Option<&'static str>,
     pub total_sql: Option<String>,
+    /// What an export writes when it differs from `sql` (a list's every row, not one page).
+    pub export_sql: Option<String>,
 }
 
 /// Roll-up progress per `<table>.<resolution>`, µs.
@@ -101,6 +103,7 @@ impl Relation {
             points: 0,
             cursor_column: None,
             total_sql: None,
+            export_sql: None,
         };
         match name {
             "system.history" => Self::series(params, "system", None, done, now),
@@ -241,6 +244,7 @@ impl Relation {
             points: span / interval_ms,
             cursor_column: None,
             total_sql: None,
+            export_sql: None,
         })
     }
 
@@ -268,7 +272,15 @@ impl Relation {
              ) GROUP BY ALL ORDER BY sum(completed) + sum(failed) DESC, key",
             end - start
         );
-        Ok(Relation { sql, resolution: "minute", interval_ms: 0, points: 0, cursor_column: None, total_sql: None })
+        Ok(Relation {
+            sql,
+            resolution: "minute",
+            interval_ms: 0,
+            points: 0,
+            cursor_column: None,
+            total_sql: None,
+            export_sql: None,
+        })
     }
 
     /// A page of events or alerts, newest last, filtered; the cursor is the last `seq` seen.
@@ -329,6 +341,7 @@ impl Relation {
             points: 0,
             cursor_column: Some("seq"),
             total_sql: Some(format!("SELECT count(*)::UBIGINT AS total FROM {name} WHERE {filtered}")),
+            export_sql: Some(format!("SELECT {columns} FROM {name} WHERE {filtered}{after} ORDER BY seq")),
         })
     }
 }
