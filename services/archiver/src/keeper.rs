@@ -12,6 +12,9 @@ use shared::event::Event;
 use shared::fleet::{FleetState, Limits, Thinner};
 use shared::metrics::FinishedTask;
 
+/// How far ahead of this machine's clock an event's time may move the archive's clock.
+const CLOCK_SKEW_MS: i64 = 60_000;
+
 /// Finished tasks a snapshot lists: the archive keeps every one in `tasks` already.
 pub const TASKS_LISTED: usize = 50;
 
@@ -60,7 +63,8 @@ impl Keeper {
             if seq <= self.folded {
                 continue;
             }
-            self.watermark = self.watermark.max(envelope.time);
+            // One envelope from a clock far ahead must not retire the fleet or stop snapshots.
+            self.watermark = self.watermark.max(envelope.time.min(shared::now_ms() + CLOCK_SKEW_MS));
             finished.extend(self.fleet.apply(envelope.time, &envelope.payload));
             let heartbeat = matches!(envelope.payload, Event::Heartbeat { .. });
             let out = self.thinner.offer(seq, envelope);

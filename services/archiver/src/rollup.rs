@@ -148,7 +148,8 @@ pub fn roll_up(connection: &mut Connection, progress: &Progress, late_us: i64) -
             [],
             |row| row.get(0),
         )?;
-        let Some(newest) = newest else { continue };
+        // A clock running ahead must not mark minutes done before they happened.
+        let Some(newest) = newest.map(|newest| newest.min(shared::now_ms() * 1000)) else { continue };
         let minutes_key = format!("{}.minute", source.table);
         let oldest: i64 = connection.query_row(
             &format!("SELECT epoch_us(min({})) FROM {}", source.column, source.table),

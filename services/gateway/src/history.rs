@@ -49,7 +49,7 @@ fn interval_ms(text: &str) -> Option<i64> {
         "d" => 86_400_000,
         _ => return None,
     };
-    Some(number * scale).filter(|ms| *ms > 0)
+    number.checked_mul(scale).filter(|ms| *ms > 0)
 }
 
 /// The archiver's parameters from the endpoint's (and `fixed` ones from the path).
