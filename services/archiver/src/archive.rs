@@ -24,11 +24,20 @@ pub struct Source {
 /// with `AckPolicy::All` one reader's ack would cover another's uncommitted messages.
 pub const CONSUMER: &str = "archiver";
 
-/// The consumer made anew just after the archive's committed offset, each time an archiver
-/// becomes active. Messages an earlier holder pulled but never committed are then delivered
-/// first, not after `ack_wait` behind newer ones, where the ack of a newer chunk
-/// (`AckPolicy::All`) would have covered them unarchived.
-pub async fn consumer_from(source: &Source, offset: u64) -> anyhow::Result<consumer::PullConsumer> {
+/// Where an active archiver reads one stream from: the archive's committed offset, and the
+/// durable consumer made anew just after it.
+pub struct Reading {
+    pub source: Source,
+    pub consumer: consumer::PullConsumer,
+    pub offset: u64,
+}
+
+/// Makes the consumer anew just after the archive's offset, each time an archiver becomes
+/// active. Messages an earlier holder pulled but never committed are then delivered first,
+/// not after `ack_wait` behind newer ones, where the ack of a newer chunk (`AckPolicy::All`)
+/// would have covered them unarchived.
+pub async fn reading(source: &Source, store: &Store) -> anyhow::Result<Reading> {
+    let offset = store.offset(&source.name).await?;
     // Absent (a first start) is fine; anything else shows up in the create below.
     let _ = source.stream.delete_consumer(CONSUMER).await;
     let deliver_policy = match offset {
@@ -46,13 +55,14 @@ pub async fn consumer_from(source: &Source, offset: u64) -> anyhow::Result<consu
         deliver_policy,
         ..Default::default()
     };
-    Ok(source.stream.create_consumer(config).await?)
+    let consumer = source.stream.create_consumer(config).await?;
+    Ok(Reading { source: source.clone(), consumer, offset })
 }
 
-/// Moves one stream into the archive, batch by batch, until `active` ends; `consumer` is
-/// the one [`consumer_from`] made at the archive's offset.
+/// Moves one stream into the archive, batch by batch, until `active` ends, from where
+/// [`reading`] placed it.
 pub async fn archive(
-    (source, consumer): (Source, consumer::PullConsumer),
+    Reading { source, consumer, mut offset }: Reading,
     mut shaper: Shaper,
     store: Store,
     counters: shared::telemetry::Registry,
@@ -69,7 +79,6 @@ pub async fn archive(
         heartbeats_kept: counters.counter("archiver_heartbeats_kept_total"),
     };
     let stream_name = source.name.clone();
-    let mut offset = store.offset(&stream_name).await?;
     // Pull as many as a transaction takes, so a lagging archiver commits big batches.
     let mut messages =
         consumer.stream().max_messages_per_batch(batch_max).heartbeat(Duration::from_secs(5)).messages().await?;

@@ -58,13 +58,14 @@ impl Keeper {
     pub fn shape(&mut self, events: Vec<(u64, Envelope<Event>)>, last_seq: u64) -> anyhow::Result<Shaped> {
         let mut kept = Vec::with_capacity(events.len());
         let mut finished: Vec<FinishedTask> = Vec::new();
+        // One envelope from a clock far ahead must not retire the fleet or stop snapshots.
+        let latest = shared::now_ms() + CLOCK_SKEW_MS;
         for (seq, envelope) in events {
             // Folded already: the state was rebuilt from the archive up to here.
             if seq <= self.folded {
                 continue;
             }
-            // One envelope from a clock far ahead must not retire the fleet or stop snapshots.
-            self.watermark = self.watermark.max(envelope.time.min(shared::now_ms() + CLOCK_SKEW_MS));
+            self.watermark = self.watermark.max(envelope.time.min(latest));
             finished.extend(self.fleet.apply(envelope.time, &envelope.payload));
             let heartbeat = matches!(envelope.payload, Event::Heartbeat { .. });
             let out = self.thinner.offer(seq, envelope);

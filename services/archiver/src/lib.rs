@@ -179,9 +179,9 @@ impl Archiver {
                 _ => Shaper::Metrics,
             };
             // Made here, before anything runs, so the lag is reported from the first moment.
-            let consumer = archive::consumer_from(source, store.offset(&source.name).await?).await?;
+            let reading = archive::reading(source, &store).await?;
             tasks.spawn(archive::archive(
-                (source.clone(), consumer),
+                reading,
                 shaper,
                 store.clone(),
                 self.context.counters.clone(),
