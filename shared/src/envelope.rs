@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The schema version this build writes. Readers accept this and every older version.
-pub const SCHEMA_VERSION: u16 = 1;
+pub const SCHEMA_VERSION: u16 = 2;
 
 /// Milliseconds since the Unix epoch: the time unit of every timestamp on the wire.
 pub fn now_ms() -> i64 {

@@ -2,8 +2,10 @@
 //!
 //! Everything downstream (state, metrics, alerts, the archive) is derived from these.
 
+use crate::alert::{Matcher, Severity};
 use crate::subjects::Subjects;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The kinds of hardware a worker offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -174,6 +176,55 @@ pub enum Event {
         target: Option<String>,
         succeeded: bool,
     },
+    /// A service's health report, forwarded by the collector every few seconds: what the
+    /// pipeline's own alert rules read, and the clock the alerter's watermark trusts.
+    ServiceReport {
+        service: String,
+        instance: String,
+        started_at: i64,
+        /// Messages it has dead-lettered or could not decode, since it started.
+        dead_letters: u64,
+        /// How far behind it is (the archiver's oldest unarchived message), s.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lag_seconds: Option<f64>,
+    },
+    /// A program raised an alert (the monitoring guide's `_add_alert`).
+    AlertRaised {
+        source: String,
+        level: Severity,
+        title: String,
+        #[serde(default)]
+        message: String,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        metrics: BTreeMap<String, f64>,
+    },
+    /// A person acknowledged an open alert.
+    AlertAcknowledged {
+        alert_id: String,
+        by: String,
+        #[serde(default)]
+        comment: String,
+    },
+    /// A person resolved an open alert by hand.
+    AlertResolved {
+        alert_id: String,
+        by: String,
+        #[serde(default)]
+        comment: String,
+    },
+    SilenceCreated {
+        silence_id: String,
+        matchers: Vec<Matcher>,
+        starts_at: i64,
+        ends_at: i64,
+        by: String,
+        #[serde(default)]
+        comment: String,
+    },
+    SilenceDeleted {
+        silence_id: String,
+        by: String,
+    },
 }
 
 impl Event {
@@ -193,7 +244,32 @@ impl Event {
             Self::TaskCancelled { .. } => "task_cancelled",
             Self::ComponentStatus { .. } => "component_status",
             Self::RecoveryAction { .. } => "recovery_action",
+            Self::ServiceReport { .. } => "service_report",
+            Self::AlertRaised { .. } => "alert_raised",
+            Self::AlertAcknowledged { .. } => "alert_acknowledged",
+            Self::AlertResolved { .. } => "alert_resolved",
+            Self::SilenceCreated { .. } => "silence_created",
+            Self::SilenceDeleted { .. } => "silence_deleted",
         }
+    }
+
+    /// Events about alerts that people and programs send through the gateway, which the
+    /// collector takes only on `<prefix>.control.alerts`.
+    pub fn is_alert_control(&self) -> bool {
+        matches!(
+            self,
+            Self::AlertRaised { .. }
+                | Self::AlertAcknowledged { .. }
+                | Self::AlertResolved { .. }
+                | Self::SilenceCreated { .. }
+                | Self::SilenceDeleted { .. }
+        )
+    }
+
+    /// Events that no agent may send: the collector makes service reports itself, and alert
+    /// control comes only through the gateway.
+    pub fn is_internal(&self) -> bool {
+        self.is_alert_control() || matches!(self, Self::ServiceReport { .. })
     }
 
     pub fn worker_id(&self) -> Option<&str> {
@@ -231,6 +307,8 @@ impl Event {
                 subjects.system_event(component)
             }
             Self::Heartbeat { worker_id, .. } => subjects.heartbeat_event(worker_id),
+            Self::ServiceReport { service, .. } => subjects.service_event(service),
+            _ if self.is_alert_control() => subjects.alert_control_event(),
             _ => match (self.task_id(), self.worker_id()) {
                 (Some(task_id), _) => subjects.task_event(task_id),
                 (None, Some(worker_id)) => subjects.worker_event(worker_id),
@@ -250,6 +328,14 @@ impl Event {
         }
         if let Self::ComponentStatus { component, .. } | Self::RecoveryAction { component, .. } = self {
             tokens.push(("component", component));
+        }
+        match self {
+            Self::ServiceReport { service, .. } => tokens.push(("service", service)),
+            Self::AlertRaised { source, .. } => tokens.push(("source", source)),
+            Self::SilenceCreated { silence_id, .. } | Self::SilenceDeleted { silence_id, .. } => {
+                tokens.push(("silence_id", silence_id))
+            }
+            _ => {}
         }
         tokens
     }

@@ -41,6 +41,12 @@ pub enum Invalid {
     BadTime(i64),
     #[error("{0} must not be empty")]
     Empty(&'static str),
+    #[error("{field} is {len} characters, over {max}")]
+    TooLong { field: &'static str, len: usize, max: usize },
+    #[error("{0} events are not taken on ingest: the collector makes them, or takes them from the gateway")]
+    Internal(&'static str),
+    #[error("{0}")]
+    Bad(String),
 }
 
 impl IngestMessage {
@@ -52,6 +58,9 @@ impl IngestMessage {
         }
         if time > now + MAX_FUTURE_SKEW_MS {
             return Err(Invalid::FromTheFuture { time, now });
+        }
+        if self.event.is_internal() {
+            return Err(Invalid::Internal(self.event.kind()));
         }
         validate(&self.event)?;
         if let Some(id) = &self.id {
@@ -75,6 +84,20 @@ fn check_range(field: &'static str, value: f64, min: f64, max: f64) -> Result<()
     } else {
         Err(Invalid::OutOfRange { field, value, min, max })
     }
+}
+
+fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), Invalid> {
+    match value.chars().count() {
+        len if len > max => Err(Invalid::TooLong { field, len, max }),
+        _ => Ok(()),
+    }
+}
+
+fn check_filled(field: &'static str, value: &str, max: usize) -> Result<(), Invalid> {
+    if value.trim().is_empty() {
+        return Err(Invalid::Empty(field));
+    }
+    check_text(field, value, max)
 }
 
 fn check_pct(field: &'static str, value: f32) -> Result<(), Invalid> {
@@ -108,6 +131,39 @@ pub fn validate(event: &Event) -> Result<(), Invalid> {
             }
             check_range("priority", f64::from(*priority), 0.0, 9.0)?;
         }
+        Event::AlertRaised { title, message, metrics, .. } => {
+            check_filled("title", title, 200)?;
+            check_text("message", message, 4000)?;
+            if metrics.len() > 32 {
+                return Err(Invalid::Bad(format!("metrics has {} entries, over 32", metrics.len())));
+            }
+            for (name, value) in metrics {
+                check_filled("metrics name", name, 64)?;
+                check_range("metrics value", *value, f64::MIN, f64::MAX)?;
+            }
+        }
+        Event::AlertAcknowledged { alert_id, by, comment } | Event::AlertResolved { alert_id, by, comment } => {
+            check_filled("alert_id", alert_id, 400)?;
+            check_filled("by", by, 100)?;
+            check_text("comment", comment, 1000)?;
+        }
+        Event::SilenceCreated { matchers, starts_at, ends_at, by, comment, .. } => {
+            check_filled("by", by, 100)?;
+            check_text("comment", comment, 1000)?;
+            if ends_at <= starts_at {
+                return Err(Invalid::Bad(format!("ends_at {ends_at} is not after starts_at {starts_at}")));
+            }
+            if matchers.is_empty() || matchers.len() > 16 {
+                return Err(Invalid::Bad("a silence needs 1 to 16 matchers".into()));
+            }
+            for matcher in matchers {
+                check_filled("matcher name", &matcher.name, 64)?;
+                check_text("matcher value", &matcher.value, 400)?;
+                crate::silence::compile(matcher).map_err(|err| Invalid::Bad(err.to_string()))?;
+            }
+        }
+        Event::SilenceDeleted { by, .. } => check_filled("by", by, 100)?,
+        Event::ServiceReport { instance, .. } => check_filled("instance", instance, 200)?,
         _ => {}
     }
     Ok(())

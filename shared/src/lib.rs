@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod nats;
 pub mod service;
+pub mod silence;
 pub mod snapshot;
 pub mod subjects;
 pub mod telemetry;

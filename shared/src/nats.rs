@@ -230,8 +230,10 @@ pub mod state_keys {
     pub const SYSTEM: &str = "system";
     /// The latest task metrics envelope (processor).
     pub const TASKS: &str = "tasks";
-    /// The alerts firing now (alerter).
+    /// The open alerts, pending and firing, with their marks (alerter).
     pub const ALERTS_FIRING: &str = "alerts.firing";
+    /// The silences not yet over (alerter).
+    pub const ALERTS_SILENCES: &str = "alerts.silences";
     /// Who archives now: one archiver holds this lease at a time (archiver).
     pub const ARCHIVER_LEASE: &str = "lease.archiver";
     /// Before schema 2 the processor kept one key per worker under this prefix; it removes

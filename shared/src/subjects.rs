@@ -66,6 +66,20 @@ impl Subjects {
     pub fn task_event(&self, task_id: &str) -> String {
         format!("{}.events.task.{:02}", self.prefix, shard_of(task_id))
     }
+    /// Health reports the collector forwards: `<prefix>.events.service.<service>`.
+    pub fn service_event(&self, service: &str) -> String {
+        format!("{}.events.service.{service}", self.prefix)
+    }
+    /// Acknowledgements, manual resolutions, silences and custom alerts:
+    /// `<prefix>.events.control.alerts`.
+    pub fn alert_control_event(&self) -> String {
+        format!("{}.events.control.alerts", self.prefix)
+    }
+    /// Where the gateway asks the collector to store an alert control event (request/reply):
+    /// `<prefix>.control.alerts`. Only the gateway publishes here.
+    pub fn alert_control(&self) -> String {
+        format!("{}.control.alerts", self.prefix)
+    }
     pub fn system_event(&self, component: &str) -> String {
         format!("{}.events.system.{component}", self.prefix)
     }

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use shared::alert::{Alert, AlertState, FiringAlerts, Severity};
+use shared::alert::{Alert, AlertState, FiringAlerts, Mark, MatchOp, Matcher, Severity, Silence, Silences};
 use shared::event::{Capabilities, ComponentHealth, Event, HardwareKind, ModelFamily, ReportedStatus};
 use shared::health::{Gauge, HealthReport};
 use shared::metrics::{
@@ -40,8 +40,13 @@ fn check<T: Serialize + DeserializeOwned + PartialEq + Debug>(name: &str, exampl
     assert_eq!(from_wire, example, "{name}: the example in this test changed; add a new golden file instead");
 }
 
+/// An envelope as schema 1 wrote it (the golden files from before schema 2).
 fn envelope<T>(id: &str, source: &str, payload: T) -> Envelope<T> {
-    Envelope::with_id(id.into(), TIME, source, payload)
+    Envelope { schema: 1, ..Envelope::with_id(id.into(), TIME, source, payload) }
+}
+
+fn envelope_v2<T>(id: &str, source: &str, payload: T) -> Envelope<T> {
+    Envelope { schema: 2, ..Envelope::with_id(id.into(), TIME, source, payload) }
 }
 
 #[test]
@@ -106,6 +111,48 @@ fn events_decode() {
     for event in examples {
         let name = format!("event-{}", event.kind());
         check(&name, envelope("0193a8f0-0000-7000-8000-000000000001", "collector", event));
+    }
+    let schema_2 = [
+        Event::ServiceReport {
+            service: "archiver".into(),
+            instance: "node-1-4343".into(),
+            started_at: TIME - 60_000,
+            dead_letters: 2,
+            lag_seconds: Some(0.4),
+        },
+        Event::AlertRaised {
+            source: "nightly-bench".into(),
+            level: Severity::Warning,
+            title: "Custom Alert".into(),
+            message: "This is a custom alert message".into(),
+            metrics: [("value".to_owned(), 42.0)].into(),
+        },
+        Event::AlertAcknowledged {
+            alert_id: format!("worker_overloaded-cpu-003-{TIME}"),
+            by: "ana".into(),
+            comment: "looking".into(),
+        },
+        Event::AlertResolved {
+            alert_id: format!("worker_overloaded-cpu-003-{TIME}"),
+            by: "ana".into(),
+            comment: "restarted the job".into(),
+        },
+        Event::SilenceCreated {
+            silence_id: "0193a8f0-0000-7000-8000-00000000000a".into(),
+            matchers: vec![
+                Matcher { name: "rule".into(), op: MatchOp::Equal, value: "worker_overloaded".into() },
+                Matcher { name: "hardware".into(), op: MatchOp::Regex, value: "cuda|rocm".into() },
+            ],
+            starts_at: TIME,
+            ends_at: TIME + 3_600_000,
+            by: "ana".into(),
+            comment: "GPU maintenance".into(),
+        },
+        Event::SilenceDeleted { silence_id: "0193a8f0-0000-7000-8000-00000000000a".into(), by: "ana".into() },
+    ];
+    for event in schema_2 {
+        let name = format!("event-{}", event.kind());
+        check(&name, envelope_v2("0193a8f0-0000-7000-8000-000000000002", "collector", event));
     }
 }
 
@@ -230,10 +277,46 @@ fn metrics_alerts_and_health_decode() {
         value: 97.0,
         threshold: 90.0,
         started_at: TIME,
+        fingerprint: String::new(),
+        labels: Default::default(),
+        metrics: Default::default(),
+        fired_at: None,
         resolved_at: None,
+        resolved_by: None,
+        acknowledged: None,
+        silenced_by: Vec::new(),
+        revision: 0,
     };
     check("alert-firing", envelope(&format!("{}-firing", alert.alert_id), "alerter", alert.clone()));
-    check("alerts-firing-state", FiringAlerts { time: TIME, alerts: vec![alert] });
+    check("alerts-firing-state", FiringAlerts { time: TIME, alerts: vec![alert.clone()] });
+    let acknowledged = Alert {
+        fingerprint: "worker_overloaded/cpu-003".into(),
+        labels: [
+            ("rule", "worker_overloaded"),
+            ("severity", "warning"),
+            ("target", "cpu-003"),
+            ("worker_id", "cpu-003"),
+            ("hardware", "cpu"),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .into(),
+        fired_at: Some(TIME + 30_000),
+        acknowledged: Some(Mark { by: "ana".into(), at: TIME + 60_000, comment: "looking".into() }),
+        silenced_by: vec!["0193a8f0-0000-7000-8000-00000000000a".into()],
+        revision: 2,
+        ..alert
+    };
+    check("alert-acknowledged", envelope_v2(&acknowledged.message_id(), "alerter", acknowledged));
+    let silence = Silence {
+        silence_id: "0193a8f0-0000-7000-8000-00000000000a".into(),
+        matchers: vec![Matcher { name: "hardware".into(), op: MatchOp::Regex, value: "cuda|rocm".into() }],
+        starts_at: TIME,
+        ends_at: TIME + 3_600_000,
+        created_by: "ana".into(),
+        comment: "GPU maintenance".into(),
+        deleted: None,
+    };
+    check("alerts-silences-state", Silences { time: TIME, silences: vec![silence] });
     check(
         "health-report",
         HealthReport {

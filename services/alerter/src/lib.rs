@@ -96,7 +96,7 @@ impl Service for Alerter {
 }
 
 async fn publish(context: &Context, alert: &Alert) -> anyhow::Result<()> {
-    let id = format!("{}-{}", alert.alert_id, alert.state.as_str());
+    let id = alert.message_id();
     let time = alert.resolved_at.unwrap_or_else(now_ms);
     let envelope = Envelope::with_id(id, time, "alerter", alert);
     let subject = context.subjects.alert(alert.severity.as_str(), &alert.rule);

@@ -53,7 +53,15 @@ impl RuleState {
                     value: f64::from(*cpu_pct),
                     threshold: f64::from(rule.cpu_pct),
                     started_at: since,
+                    fingerprint: format!("{WORKER_OVERLOADED}/{worker_id}"),
+                    labels: Default::default(),
+                    metrics: Default::default(),
+                    fired_at: Some(time),
                     resolved_at: None,
+                    resolved_by: None,
+                    acknowledged: None,
+                    silenced_by: Vec::new(),
+                    revision: 1,
                 };
                 self.firing.insert(worker_id.clone(), alert.clone());
                 vec![alert]
@@ -74,6 +82,7 @@ impl RuleState {
         let Some(mut alert) = self.firing.remove(worker_id) else { return Vec::new() };
         alert.state = AlertState::Resolved;
         alert.resolved_at = Some(time);
+        alert.revision += 1;
         alert.value = value;
         alert.summary = format!("worker {worker_id} no longer overloaded: {why} {value:.0}%");
         vec![alert]

@@ -401,7 +401,15 @@ impl FleetState {
                     self.faults.recovery_actions_succeeded += 1;
                 }
             }
-            Event::ComponentStatus { .. } => {}
+            // The fleet's state is workers and tasks; the pipeline's reports and alert
+            // control are the alerter's.
+            Event::ComponentStatus { .. }
+            | Event::ServiceReport { .. }
+            | Event::AlertRaised { .. }
+            | Event::AlertAcknowledged { .. }
+            | Event::AlertResolved { .. }
+            | Event::SilenceCreated { .. }
+            | Event::SilenceDeleted { .. } => {}
         }
         None
     }
