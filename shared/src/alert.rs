@@ -45,6 +45,22 @@ impl AlertState {
     }
 }
 
+/// What a published revision changed, so a sink knows whether to notify people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// Pending to firing (or firing from the start).
+    Fired,
+    Resolved,
+    Acknowledged,
+    /// A silence now matches it.
+    Silenced,
+    /// No silence matches it any more, and it still fires.
+    Unsilenced,
+    /// Its value or summary moved (a custom alert raised again).
+    Updated,
+}
+
 /// Who did something to an alert, when (event time, ms), and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Mark {
@@ -100,6 +116,9 @@ pub struct Alert {
     /// 1 for its first published change, then one more per change.
     #[serde(default)]
     pub revision: u32,
+    /// What this revision changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
 }
 
 impl Alert {

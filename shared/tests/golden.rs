@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use shared::alert::{Alert, AlertState, FiringAlerts, Mark, MatchOp, Matcher, Severity, Silence, Silences};
+use shared::alert::{Alert, AlertState, Change, FiringAlerts, Mark, MatchOp, Matcher, Severity, Silence, Silences};
 use shared::event::{Capabilities, ComponentHealth, Event, HardwareKind, ModelFamily, ReportedStatus};
 use shared::health::{Gauge, HealthReport};
 use shared::metrics::{
@@ -286,6 +286,7 @@ fn metrics_alerts_and_health_decode() {
         acknowledged: None,
         silenced_by: Vec::new(),
         revision: 0,
+        change: None,
     };
     check("alert-firing", envelope(&format!("{}-firing", alert.alert_id), "alerter", alert.clone()));
     check("alerts-firing-state", FiringAlerts { time: TIME, alerts: vec![alert.clone()] });
@@ -304,6 +305,7 @@ fn metrics_alerts_and_health_decode() {
         acknowledged: Some(Mark { by: "ana".into(), at: TIME + 60_000, comment: "looking".into() }),
         silenced_by: vec!["0193a8f0-0000-7000-8000-00000000000a".into()],
         revision: 2,
+        change: Some(Change::Acknowledged),
         ..alert
     };
     check("alert-acknowledged", envelope_v2(&acknowledged.message_id(), "alerter", acknowledged));

@@ -8,7 +8,7 @@
 mod rules;
 
 use anyhow::Context as _;
-use rules::{OverloadRule, RuleState};
+use rules::{RuleState, Rules};
 use serde::{Deserialize, Serialize};
 use shared::alert::{Alert, FiringAlerts};
 use shared::feed::EventFeed;
@@ -23,7 +23,7 @@ use tracing::{info, warn};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlerterConfig {
-    pub worker_overloaded: OverloadRule,
+    pub rules: Rules,
     /// Alert changes older than this (replayed history) update the state but are not
     /// published, s. Default 600.
     pub max_alert_age_secs: u64,
@@ -33,7 +33,7 @@ pub struct AlerterConfig {
 
 impl Default for AlerterConfig {
     fn default() -> Self {
-        Self { worker_overloaded: OverloadRule::default(), max_alert_age_secs: 600, snapshot_every_secs: 10 }
+        Self { rules: Rules::default(), max_alert_age_secs: 600, snapshot_every_secs: 10 }
     }
 }
 
@@ -71,7 +71,7 @@ impl Service for Alerter {
                 _ = snapshot.tick() => feed.checkpoint(&state).await,
                 next = feed.next() => {
                     let Some((_, envelope)) = next else { break };
-                    let changes = state.apply(&config.worker_overloaded, envelope.time, &envelope.payload);
+                    let changes = state.apply(&config.rules.worker_overloaded, envelope.time, &envelope.payload);
                     if changes.is_empty() {
                         continue;
                     }

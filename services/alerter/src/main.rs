@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut flags = Overrides::default();
     flags
-        .set("alerter.worker_overloaded.cpu_pct", cli.overload_cpu_pct)
-        .set("alerter.worker_overloaded.for_secs", cli.overload_for_secs);
+        .set("alerter.rules.worker_overloaded.cpu_pct", cli.overload_cpu_pct)
+        .set("alerter.rules.worker_overloaded.for_secs", cli.overload_for_secs);
     shared::service::main::<Alerter>(&cli.common, flags)
 }

@@ -21,6 +21,13 @@ impl Default for OverloadRule {
     }
 }
 
+/// `[alerter.rules]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rules {
+    pub worker_overloaded: OverloadRule,
+}
+
 pub const WORKER_OVERLOADED: &str = "worker_overloaded";
 
 /// Per worker: since when it has been hot, and the alert firing for it.
@@ -62,6 +69,7 @@ impl RuleState {
                     acknowledged: None,
                     silenced_by: Vec::new(),
                     revision: 1,
+                    change: Some(shared::alert::Change::Fired),
                 };
                 self.firing.insert(worker_id.clone(), alert.clone());
                 vec![alert]
@@ -83,6 +91,7 @@ impl RuleState {
         alert.state = AlertState::Resolved;
         alert.resolved_at = Some(time);
         alert.revision += 1;
+        alert.change = Some(shared::alert::Change::Resolved);
         alert.value = value;
         alert.summary = format!("worker {worker_id} no longer overloaded: {why} {value:.0}%");
         vec![alert]
