@@ -16,6 +16,9 @@ struct Cli {
     /// How long the CPU must stay that high before the alert fires, s [default: 30]
     #[arg(long)]
     overload_for_secs: Option<u64>,
+    /// Disable alert generation (the guide's `--no-alerts`; config `alerter.enable_alerts`)
+    #[arg(long)]
+    no_alerts: bool,
 }
 
 fn main() -> ExitCode {
@@ -23,6 +26,7 @@ fn main() -> ExitCode {
     let mut flags = Overrides::default();
     flags
         .set("alerter.rules.worker_overloaded.cpu_pct", cli.overload_cpu_pct)
-        .set("alerter.rules.worker_overloaded.for_secs", cli.overload_for_secs);
+        .set("alerter.rules.worker_overloaded.for_secs", cli.overload_for_secs)
+        .set("alerter.enable_alerts", cli.no_alerts.then_some(false));
     shared::service::main::<Alerter>(&cli.common, flags)
 }

@@ -1,0 +1,125 @@
+//! Anomaly detection on throughput, queue time and latency.
+//!
+//! Method: each minute of event time gives one figure per metric (tasks completed; mean
+//! queue time of the tasks that started; mean run time of the tasks that completed). Each
+//! metric keeps an exponentially weighted mean and variance (weight `alpha` per minute). A
+//! minute whose figure lies more than `sigmas` standard deviations from the mean, and at
+//! least `min_change` of the mean away from it, is anomalous; after `warmup_minutes` the
+//! rule holds while minutes stay anomalous. The minute is folded into the band afterwards,
+//! so a lasting shift becomes the new normal.
+
+use super::config::names::{LATENCY_ANOMALY, QUEUE_TIME_ANOMALY, THROUGHPUT_ANOMALY};
+use super::{Alarms, Finished};
+use crate::engine::Details;
+use serde::{Deserialize, Serialize};
+
+const MINUTE_MS: i64 = 60_000;
+/// After a gap longer than this the bands start over, minutes.
+const MAX_GAP_MINUTES: i64 = 60;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Anomalies {
+    /// Start of the minute being gathered (0 before the first).
+    minute: i64,
+    completions: u64,
+    queue: Mean,
+    latency: Mean,
+    bands: [Band; 3],
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Mean {
+    sum: f64,
+    n: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Band {
+    mean: f64,
+    variance: f64,
+    minutes: u32,
+}
+
+const METRICS: [(&str, &str, &str); 3] = [
+    (THROUGHPUT_ANOMALY, "throughput", "tasks/min"),
+    (QUEUE_TIME_ANOMALY, "queue time", "s"),
+    (LATENCY_ANOMALY, "latency", "s"),
+];
+
+impl Anomalies {
+    pub fn finished(&mut self, task: &Finished) {
+        if task.succeeded {
+            self.completions += 1;
+            if let Some(duration_ms) = task.duration_ms {
+                self.latency.sum += duration_ms / 1000.0;
+                self.latency.n += 1;
+            }
+        }
+    }
+
+    pub fn started(&mut self, queue_ms: f64) {
+        self.queue.sum += queue_ms / 1000.0;
+        self.queue.n += 1;
+    }
+
+    pub fn every_second(&mut self, alarms: &mut Alarms, watermark: i64) {
+        if self.minute == 0 {
+            self.minute = watermark - watermark % MINUTE_MS;
+            return;
+        }
+        if watermark - self.minute > MAX_GAP_MINUTES * MINUTE_MS {
+            *self = Self { minute: watermark - watermark % MINUTE_MS, ..Self::default() };
+            return;
+        }
+        while watermark >= self.minute + MINUTE_MS {
+            let figures = [
+                Some(self.completions as f64),
+                (self.queue.n > 0).then(|| self.queue.sum / self.queue.n as f64),
+                (self.latency.n > 0).then(|| self.latency.sum / self.latency.n as f64),
+            ];
+            let end = self.minute + MINUTE_MS;
+            for ((band, figure), (rule, metric, unit)) in self.bands.iter_mut().zip(figures).zip(METRICS) {
+                let Some(value) = figure else { continue };
+                judge(alarms, band, value, end, rule, metric, unit);
+            }
+            self.minute = end;
+            self.completions = 0;
+            self.queue = Mean::default();
+            self.latency = Mean::default();
+        }
+    }
+}
+
+fn judge(alarms: &mut Alarms, band: &mut Band, value: f64, time: i64, rule: &str, metric: &str, unit: &str) {
+    let config = &alarms.compiled.rules.anomaly;
+    let deviation = value - band.mean;
+    let sd = band.variance.sqrt();
+    let outside = band.minutes >= config.warmup_minutes
+        && deviation.abs() > config.sigmas * sd
+        && deviation.abs() >= config.min_change * band.mean.abs();
+    let (low, high) = (band.mean - config.sigmas * sd, band.mean + config.sigmas * sd);
+    let direction = if deviation > 0.0 { "above" } else { "below" };
+    alarms.set(
+        outside,
+        rule,
+        "fleet",
+        time,
+        value,
+        if deviation > 0.0 { high } else { low },
+        || {
+            let mut details = Details::new(format!(
+                "Fleet {metric} is {value:.1} {unit}, {direction} its usual {low:.1}..{high:.1} {unit}"
+            ))
+            .label("metric", metric.replace(' ', "_"));
+            details.metrics =
+                [("mean".to_owned(), band.mean), ("band_low".to_owned(), low), ("band_high".to_owned(), high)].into();
+            details
+        },
+        || format!("fleet {metric} is back to {value:.1} {unit}"),
+    );
+    // Exponentially weighted mean and variance (West, 1979).
+    let alpha = if band.minutes == 0 { 1.0 } else { config.alpha };
+    band.mean += alpha * deviation;
+    band.variance = (1.0 - alpha) * (band.variance + alpha * deviation * deviation);
+    band.minutes = band.minutes.saturating_add(1);
+}

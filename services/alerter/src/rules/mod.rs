@@ -1,0 +1,248 @@
+//! The rules, folded over events by event time. Each area keeps what its rules need (not
+//! the processor's whole fleet state) and tells the [`Book`] when a condition holds or
+//! clears; the book runs the lifecycle. Rules that fire on absence (a worker lost, a service
+//! silent, a task stalled) and windows that age out run off the watermark.
+
+mod anomaly;
+pub mod config;
+mod custom;
+mod pipeline;
+mod tasks;
+mod workers;
+
+use crate::engine::{Book, Details, Settings};
+pub use config::Rules;
+pub use custom::CustomRule;
+use serde::{Deserialize, Serialize};
+use shared::alert::{Alert, Mark};
+use shared::event::Event;
+use std::collections::BTreeMap;
+
+/// How far an event may move the watermark past the collector's own clock (the time of
+/// its latest service report), ms: an agent whose clock runs ahead cannot make every
+/// other worker look lost.
+const CLOCK_SLACK_MS: i64 = 5_000;
+
+/// The configuration, compiled once at start.
+pub struct Compiled {
+    pub rules: Rules,
+    pub settings: BTreeMap<&'static str, Settings>,
+    pub custom: Vec<custom::Checked>,
+    pub lost_after_ms: i64,
+    pub retire_after_ms: i64,
+    pub custom_alert_ttl_ms: i64,
+}
+
+impl Compiled {
+    pub fn new(
+        rules: Rules,
+        custom: &[CustomRule],
+        fleet: &shared::config::FleetConfig,
+        custom_alert_ttl_secs: u64,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            settings: rules.settings(),
+            rules,
+            custom: custom::check(custom)?,
+            lost_after_ms: fleet.lost_after_secs as i64 * 1000,
+            retire_after_ms: fleet.retire_after_secs as i64 * 1000,
+            custom_alert_ttl_ms: custom_alert_ttl_secs as i64 * 1000,
+        })
+    }
+}
+
+/// Event time as far as the alerter trusts it: the largest event time seen, held to at most
+/// [`CLOCK_SLACK_MS`] past the collector's clock once that is known.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Clock {
+    pub watermark: i64,
+    trusted: i64,
+}
+
+impl Clock {
+    fn observe(&mut self, time: i64, trusted: bool) {
+        if trusted {
+            self.trusted = self.trusted.max(time);
+        }
+        let bound = if self.trusted == 0 || trusted { time } else { time.min(self.trusted + CLOCK_SLACK_MS) };
+        self.watermark = self.watermark.max(bound);
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RuleState {
+    pub clock: Clock,
+    pub book: Book,
+    workers: workers::Workers,
+    tasks: tasks::Tasks,
+    pipeline: pipeline::Pipeline,
+    anomaly: anomaly::Anomalies,
+    custom: custom::Custom,
+    /// The watermark's last whole second: windows are pruned once a second.
+    second: i64,
+    /// Where the custom metric rules are in FLEET_METRICS.
+    pub metrics_seq: u64,
+}
+
+/// What rule code needs to raise and clear alerts.
+pub struct Alarms<'a> {
+    pub compiled: &'a Compiled,
+    pub book: &'a mut Book,
+    pub out: &'a mut Vec<Alert>,
+}
+
+impl Alarms<'_> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn raise(
+        &mut self,
+        rule: &str,
+        target: &str,
+        time: i64,
+        value: f64,
+        threshold: f64,
+        details: impl FnOnce() -> Details,
+    ) {
+        if let Some(settings) = self.compiled.settings.get(rule) {
+            self.book.raise(settings, rule, target, time, value, threshold, details, self.out);
+        }
+    }
+
+    pub fn clear(&mut self, rule: &str, target: &str, time: i64, value: f64, summary: impl FnOnce() -> String) {
+        self.book.clear(rule, target, time, value, summary, self.out);
+    }
+
+    /// Raises or clears by `holds`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn set(
+        &mut self,
+        holds: bool,
+        rule: &str,
+        target: &str,
+        time: i64,
+        value: f64,
+        threshold: f64,
+        details: impl FnOnce() -> Details,
+        cleared: impl FnOnce() -> String,
+    ) {
+        if holds {
+            self.raise(rule, target, time, value, threshold, details);
+        } else {
+            self.clear(rule, target, time, value, cleared);
+        }
+    }
+}
+
+impl RuleState {
+    /// Folds one event in; the alert changes it causes (directly, or by moving the
+    /// watermark past deadlines) go to `out`.
+    pub fn apply(&mut self, compiled: &Compiled, time: i64, event: &Event, out: &mut Vec<Alert>) {
+        // The collector stamps service reports and alert control with its own clock.
+        self.clock.observe(time, matches!(event, Event::ServiceReport { .. }) || event.is_alert_control());
+        let mut alarms = Alarms { compiled, book: &mut self.book, out };
+        match event {
+            Event::AlertAcknowledged { alert_id, by, comment } => {
+                let mark = Mark { by: by.clone(), at: time, comment: comment.clone() };
+                alarms.book.acknowledge(alert_id, mark, alarms.out);
+            }
+            Event::AlertResolved { alert_id, by, comment } => {
+                let mark = Mark { by: by.clone(), at: time, comment: comment.clone() };
+                alarms.book.resolve_by_hand(alert_id, mark, alarms.out);
+            }
+            Event::SilenceCreated { silence_id, matchers, starts_at, ends_at, by, comment } => {
+                let silence = shared::alert::Silence {
+                    silence_id: silence_id.clone(),
+                    matchers: matchers.clone(),
+                    starts_at: *starts_at,
+                    ends_at: *ends_at,
+                    created_by: by.clone(),
+                    comment: comment.clone(),
+                    deleted: None,
+                };
+                alarms.book.add_silence(silence, self.clock.watermark, alarms.out);
+            }
+            Event::SilenceDeleted { silence_id, by } => {
+                let mark = Mark { by: by.clone(), at: time, comment: String::new() };
+                alarms.book.delete_silence(silence_id, mark, alarms.out);
+            }
+            Event::AlertRaised { .. } => self.custom.raised(&mut alarms, time, event),
+            Event::ServiceReport { .. } | Event::ComponentStatus { .. } => {
+                self.pipeline.apply(&mut alarms, time, event)
+            }
+            _ => {
+                self.workers.apply(&mut alarms, time, event);
+                let hardware = event.worker_id().and_then(|worker_id| self.workers.hardware(worker_id));
+                match self.tasks.apply(&mut alarms, time, event, hardware) {
+                    Some(Fold::Started { queue_ms }) => self.anomaly.started(queue_ms),
+                    Some(Fold::Finished(finished)) => {
+                        self.anomaly.finished(&finished);
+                        self.workers.finished(&mut alarms, time, &finished);
+                    }
+                    None => {}
+                }
+            }
+        }
+        self.advance(compiled, out);
+    }
+
+    /// Runs every deadline up to the watermark.
+    fn advance(&mut self, compiled: &Compiled, out: &mut Vec<Alert>) {
+        let watermark = self.clock.watermark;
+        let mut alarms = Alarms { compiled, book: &mut self.book, out };
+        self.workers.advance(&mut alarms, watermark);
+        self.tasks.advance(&mut alarms, watermark);
+        self.pipeline.advance(&mut alarms, watermark);
+        self.custom.advance(&mut alarms, watermark);
+        if watermark / 1000 > self.second {
+            self.second = watermark / 1000;
+            self.tasks.every_second(&mut alarms, watermark);
+            self.pipeline.every_second(&mut alarms, watermark);
+            self.anomaly.every_second(&mut alarms, watermark);
+        }
+        self.book.advance(watermark, out);
+    }
+
+    /// A metrics message for the custom rules, from FLEET_METRICS at `seq`.
+    pub fn apply_metrics(
+        &mut self,
+        compiled: &Compiled,
+        seq: u64,
+        subject_kind: MetricsKind,
+        payload: &[u8],
+        out: &mut Vec<Alert>,
+    ) {
+        self.metrics_seq = seq;
+        let mut alarms = Alarms { compiled, book: &mut self.book, out };
+        self.custom.metrics(&mut alarms, subject_kind, payload);
+        self.book.advance(self.clock.watermark, out);
+    }
+}
+
+/// Which metrics message a custom rule reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricsKind {
+    /// `<prefix>.metrics.system`: one `SystemMetrics` a tick; target `fleet`.
+    System,
+    /// `<prefix>.metrics.workers.sample.<part>`: every worker's `WorkerMetrics`, every
+    /// `sample_secs`; target the worker.
+    Worker,
+}
+
+/// What a task event told the rules that learn from tasks.
+pub enum Fold {
+    Started { queue_ms: f64 },
+    Finished(Finished),
+}
+
+/// A task that finished, as the rules that learn from finished tasks see it.
+pub struct Finished {
+    pub model: String,
+    pub hardware: Option<shared::event::HardwareKind>,
+    pub worker_id: Option<String>,
+    pub succeeded: bool,
+    /// Time from its (last) start, ms; `None` when it never started.
+    pub duration_ms: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests;

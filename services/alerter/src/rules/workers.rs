@@ -1,0 +1,189 @@
+//! Rules about one worker: overloaded, lost, and failing more and more often.
+
+use super::config::names::{WORKER_FAILURE_TREND, WORKER_LOST, WORKER_OVERLOADED};
+use super::{Alarms, Finished};
+use crate::engine::Details;
+use serde::{Deserialize, Serialize};
+use shared::event::{Event, HardwareKind, ReportedStatus};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// EWMA weights of the failure trend: recent and long-run.
+const SHORT_ALPHA: f64 = 0.3;
+const LONG_ALPHA: f64 = 0.05;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Workers {
+    workers: BTreeMap<String, Worker>,
+    /// (last heartbeat + lost_after, worker): when each worker counts as lost.
+    deadlines: BTreeSet<(i64, String)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Worker {
+    hardware: Option<HardwareKind>,
+    last_seen: i64,
+    /// Failure rate EWMAs and the finished tasks they have seen.
+    recent_failures: f64,
+    usual_failures: f64,
+    finished: u32,
+}
+
+impl Workers {
+    pub fn hardware(&self, worker_id: &str) -> Option<HardwareKind> {
+        self.workers.get(worker_id)?.hardware
+    }
+
+    pub fn apply(&mut self, alarms: &mut Alarms, time: i64, event: &Event) {
+        match event {
+            Event::WorkerRegistered { worker_id, capabilities } => {
+                self.seen(alarms, worker_id, time).hardware = Some(capabilities.hardware);
+            }
+            Event::Heartbeat { worker_id, cpu_pct, memory_pct, gpu_pct, queued_tasks, .. } => {
+                let hardware = self.seen(alarms, worker_id, time).hardware;
+                let rule = &alarms.compiled.rules.worker_overloaded;
+                let mut reasons = Vec::new();
+                if *cpu_pct >= rule.cpu_pct {
+                    reasons.push(format!("{cpu_pct:.0}% CPU"));
+                }
+                if gpu_pct.is_some_and(|gpu| gpu >= rule.gpu_pct) {
+                    reasons.push(format!("{:.0}% GPU", gpu_pct.unwrap_or_default()));
+                }
+                if *memory_pct >= rule.memory_pct {
+                    reasons.push(format!("{memory_pct:.0}% memory"));
+                }
+                if *queued_tasks >= rule.pending_tasks {
+                    reasons.push(format!("{queued_tasks} pending tasks"));
+                }
+                let (value, threshold) = (f64::from(*cpu_pct), f64::from(rule.cpu_pct));
+                if reasons.is_empty() {
+                    alarms.clear(WORKER_OVERLOADED, worker_id, time, value, || {
+                        format!("worker {worker_id} is no longer overloaded ({cpu_pct:.0}% CPU, {queued_tasks} pending tasks)")
+                    });
+                } else {
+                    alarms.raise(WORKER_OVERLOADED, worker_id, time, value, threshold, || {
+                        worker_details(
+                            format!("Worker {worker_id} is overloaded ({})", reasons.join(", ")),
+                            worker_id,
+                            hardware,
+                        )
+                    });
+                }
+            }
+            Event::WorkerStatusChanged { worker_id, status: ReportedStatus::Offline, reason } => {
+                let hardware = self.hardware(worker_id);
+                alarms.raise(WORKER_LOST, worker_id, time, 0.0, 0.0, || {
+                    worker_details(format!("Worker {worker_id} is offline: {reason}"), worker_id, hardware)
+                });
+            }
+            Event::WorkerStatusChanged { worker_id, .. } => {
+                self.seen(alarms, worker_id, time);
+            }
+            Event::WorkerDeregistered { worker_id, reason } => {
+                if let Some(worker) = self.workers.remove(worker_id) {
+                    self.deadlines.remove(&(worker.last_seen + alarms.compiled.lost_after_ms, worker_id.clone()));
+                }
+                for rule in [WORKER_OVERLOADED, WORKER_LOST, WORKER_FAILURE_TREND] {
+                    alarms.clear(rule, worker_id, time, 0.0, || format!("worker {worker_id} left: {reason}"));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A heartbeat or registration: the worker is alive at `time`.
+    fn seen(&mut self, alarms: &mut Alarms, worker_id: &str, time: i64) -> &mut Worker {
+        let lost_after = alarms.compiled.lost_after_ms;
+        if !self.workers.contains_key(worker_id) {
+            self.workers.insert(worker_id.to_owned(), Worker { last_seen: time, ..Worker::default() });
+            self.deadlines.insert((time + lost_after, worker_id.to_owned()));
+        }
+        let worker = self.workers.get_mut(worker_id).expect("inserted above");
+        if time > worker.last_seen {
+            self.deadlines.remove(&(worker.last_seen + lost_after, worker_id.to_owned()));
+            worker.last_seen = time;
+            self.deadlines.insert((time + lost_after, worker_id.to_owned()));
+        }
+        if alarms.book.is_open(WORKER_LOST, worker_id) {
+            alarms.clear(WORKER_LOST, worker_id, time, 0.0, || format!("worker {worker_id} is back"));
+        }
+        worker
+    }
+
+    /// Workers whose last heartbeat is `lost_after` behind the watermark are lost; those
+    /// silent for `retire_after` are forgotten (their alert resolves: the processor retires
+    /// them too, and a retired worker is no longer part of the fleet).
+    pub fn advance(&mut self, alarms: &mut Alarms, watermark: i64) {
+        let lost_after = alarms.compiled.lost_after_ms;
+        while let Some((due, worker_id)) = self.deadlines.first().cloned() {
+            if due > watermark {
+                break;
+            }
+            self.deadlines.pop_first();
+            let Some(worker) = self.workers.get(&worker_id) else { continue };
+            let silent_ms = watermark - worker.last_seen;
+            if silent_ms >= alarms.compiled.retire_after_ms {
+                self.workers.remove(&worker_id);
+                alarms.clear(WORKER_LOST, &worker_id, watermark, silent_ms as f64 / 1000.0, || {
+                    format!("worker {worker_id} retired after {}s without a heartbeat", silent_ms / 1000)
+                });
+                continue;
+            }
+            let hardware = worker.hardware;
+            alarms.raise(WORKER_LOST, &worker_id, due, silent_ms as f64 / 1000.0, lost_after as f64 / 1000.0, || {
+                worker_details(
+                    format!("Worker {worker_id} lost: no heartbeat for {}s", silent_ms / 1000),
+                    &worker_id,
+                    hardware,
+                )
+            });
+            self.deadlines.insert((worker.last_seen + alarms.compiled.retire_after_ms, worker_id));
+        }
+    }
+
+    /// Predictive: the recent failure rate rising past the long-run one is a leading sign
+    /// that the worker is going bad.
+    pub fn finished(&mut self, alarms: &mut Alarms, time: i64, task: &Finished) {
+        let Some(worker_id) = &task.worker_id else { return };
+        let Some(worker) = self.workers.get_mut(worker_id) else { return };
+        let failed = if task.succeeded { 0.0 } else { 1.0 };
+        worker.recent_failures += SHORT_ALPHA * (failed - worker.recent_failures);
+        worker.usual_failures += LONG_ALPHA * (failed - worker.usual_failures);
+        worker.finished = worker.finished.saturating_add(1);
+        let rule = &alarms.compiled.rules.worker_failure_trend;
+        let (recent, usual) = (worker.recent_failures, worker.usual_failures);
+        let holds = worker.finished >= rule.min_tasks && recent >= rule.min_rate && recent - usual >= rule.rise;
+        let hardware = worker.hardware;
+        let threshold = usual + rule.rise;
+        alarms.set(
+            holds,
+            WORKER_FAILURE_TREND,
+            worker_id,
+            time,
+            recent,
+            threshold,
+            || {
+                let mut details = worker_details(
+                    format!(
+                        "Worker {worker_id} is failing more often: {:.0}% of recent tasks against {:.0}% usually",
+                        recent * 100.0,
+                        usual * 100.0
+                    ),
+                    worker_id,
+                    hardware,
+                );
+                details.metrics =
+                    [("recent_failure_rate".to_owned(), recent), ("usual_failure_rate".to_owned(), usual)].into();
+                details
+            },
+            || format!("worker {worker_id} fails at its usual rate again ({:.0}%)", recent * 100.0),
+        );
+    }
+}
+
+fn worker_details(summary: String, worker_id: &str, hardware: Option<HardwareKind>) -> Details {
+    let details = Details::new(summary).label("worker_id", worker_id);
+    match hardware {
+        Some(hardware) => details.label("hardware", hardware.as_str()),
+        None => details,
+    }
+}
