@@ -1,26 +1,26 @@
 //! Anomaly detection on throughput, queue time and latency.
 //!
-//! Method: each minute of event time gives one figure per metric (tasks completed; mean
-//! queue time of the tasks that started; mean run time of the tasks that completed). Each
-//! metric keeps an exponentially weighted mean and variance (weight `alpha` per minute). A
-//! minute whose figure lies more than `sigmas` standard deviations from the mean, and at
-//! least `min_change` of the mean away from it, is anomalous; after `warmup_minutes` the
-//! rule holds while minutes stay anomalous. The minute is folded into the band afterwards,
-//! so a lasting shift becomes the new normal.
+//! Method: each bucket of event time (`bucket_secs`, a minute by default) gives one figure
+//! per metric (tasks completed; mean queue time of the tasks that started; mean run time of
+//! the tasks that completed), gathered as the events arrive. Each metric keeps an
+//! exponentially weighted mean and variance (weight `alpha` per bucket). A bucket whose
+//! figure lies more than `sigmas` standard deviations from the mean, and at least
+//! `min_change` of the mean away from it, is anomalous; after `warmup_buckets` the rule
+//! holds while buckets stay anomalous. The bucket is folded into the band afterwards, so a
+//! lasting shift becomes the new normal.
 
 use super::config::names::{LATENCY_ANOMALY, QUEUE_TIME_ANOMALY, THROUGHPUT_ANOMALY};
 use super::{Alarms, Finished};
 use crate::engine::Details;
 use serde::{Deserialize, Serialize};
 
-const MINUTE_MS: i64 = 60_000;
-/// After a gap longer than this the bands start over, minutes.
-const MAX_GAP_MINUTES: i64 = 60;
+/// After a gap longer than this the bands start over, ms.
+const MAX_GAP_MS: i64 = 3600 * 1000;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Anomalies {
-    /// Start of the minute being gathered (0 before the first).
-    minute: i64,
+    /// Start of the bucket being gathered (0 before the first).
+    bucket: i64,
     completions: u64,
     queue: Mean,
     latency: Mean,
@@ -37,11 +37,11 @@ struct Mean {
 struct Band {
     mean: f64,
     variance: f64,
-    minutes: u32,
+    buckets: u32,
 }
 
 const METRICS: [(&str, &str, &str); 3] = [
-    (THROUGHPUT_ANOMALY, "throughput", "tasks/min"),
+    (THROUGHPUT_ANOMALY, "throughput", "tasks"),
     (QUEUE_TIME_ANOMALY, "queue time", "s"),
     (LATENCY_ANOMALY, "latency", "s"),
 ];
@@ -63,26 +63,23 @@ impl Anomalies {
     }
 
     pub fn every_second(&mut self, alarms: &mut Alarms, watermark: i64) {
-        if self.minute == 0 {
-            self.minute = watermark - watermark % MINUTE_MS;
+        let width = alarms.compiled.rules.anomaly.bucket_secs.max(1) as i64 * 1000;
+        if self.bucket == 0 || watermark - self.bucket > MAX_GAP_MS {
+            *self = Self { bucket: watermark - watermark % width, ..Self::default() };
             return;
         }
-        if watermark - self.minute > MAX_GAP_MINUTES * MINUTE_MS {
-            *self = Self { minute: watermark - watermark % MINUTE_MS, ..Self::default() };
-            return;
-        }
-        while watermark >= self.minute + MINUTE_MS {
+        while watermark >= self.bucket + width {
             let figures = [
                 Some(self.completions as f64),
                 (self.queue.n > 0).then(|| self.queue.sum / self.queue.n as f64),
                 (self.latency.n > 0).then(|| self.latency.sum / self.latency.n as f64),
             ];
-            let end = self.minute + MINUTE_MS;
+            let end = self.bucket + width;
             for ((band, figure), (rule, metric, unit)) in self.bands.iter_mut().zip(figures).zip(METRICS) {
                 let Some(value) = figure else { continue };
                 judge(alarms, band, value, end, rule, metric, unit);
             }
-            self.minute = end;
+            self.bucket = end;
             self.completions = 0;
             self.queue = Mean::default();
             self.latency = Mean::default();
@@ -94,7 +91,7 @@ fn judge(alarms: &mut Alarms, band: &mut Band, value: f64, time: i64, rule: &str
     let config = &alarms.compiled.rules.anomaly;
     let deviation = value - band.mean;
     let sd = band.variance.sqrt();
-    let outside = band.minutes >= config.warmup_minutes
+    let outside = band.buckets >= config.warmup_buckets
         && deviation.abs() > config.sigmas * sd
         && deviation.abs() >= config.min_change * band.mean.abs();
     let (low, high) = (band.mean - config.sigmas * sd, band.mean + config.sigmas * sd);
@@ -118,8 +115,8 @@ fn judge(alarms: &mut Alarms, band: &mut Band, value: f64, time: i64, rule: &str
         || format!("fleet {metric} is back to {value:.1} {unit}"),
     );
     // Exponentially weighted mean and variance (West, 1979).
-    let alpha = if band.minutes == 0 { 1.0 } else { config.alpha };
+    let alpha = if band.buckets == 0 { 1.0 } else { config.alpha };
     band.mean += alpha * deviation;
     band.variance = (1.0 - alpha) * (band.variance + alpha * deviation * deviation);
-    band.minutes = band.minutes.saturating_add(1);
+    band.buckets = band.buckets.saturating_add(1);
 }

@@ -141,14 +141,16 @@ rule!(
     silent_secs: u64 = 15,
 });
 rule!(
-    /// Throughput, queue time or latency (per minute of event time) outside its EWMA band.
+    /// Throughput, queue time or latency (per bucket of event time) outside its EWMA band.
     Anomaly, Warning, 120, {
+    /// The figures' resolution: one per this much event time, s.
+    bucket_secs: u64 = 60,
     /// Band half-width, in standard deviations.
     sigmas: f64 = 3.0,
-    /// EWMA weight of each new minute.
+    /// EWMA weight of each new bucket.
     alpha: f64 = 0.1,
-    /// Minutes seen before anything is judged.
-    warmup_minutes: u32 = 30,
+    /// Buckets seen before anything is judged.
+    warmup_buckets: u32 = 30,
     /// A deviation also has to be at least this fraction of the mean.
     min_change: f64 = 0.2,
 });

@@ -249,7 +249,7 @@ fn pipeline_rules_read_service_reports_and_component_status() {
 fn throughput_anomaly_after_warmup() {
     let mut rules = quick();
     rules.anomaly.for_secs = 0;
-    rules.anomaly.warmup_minutes = 10;
+    rules.anomaly.warmup_buckets = 10;
     let mut run = Run::new(rules);
     run.at(0, registered("w1"));
     let mut n = 0;
