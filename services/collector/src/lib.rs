@@ -2,15 +2,20 @@
 //!
 //! Sources (each can be switched on or off, several at once): the demo fleet, NATS ingest
 //! on `<prefix>.ingest.>`, HTTP push on `POST /ingest`, a coordinator's REST API, and the
-//! host agent that reports this machine as a worker. Every event passes
-//! [`shared::ingest::validate`] and reaches FLEET_EVENTS through one [`Publisher`].
+//! host agent that reports this machine as a worker. Two inputs are not sources of fleet
+//! data and are always on: alert control from the gateway on `<prefix>.control.alerts`
+//! ([`control`]), and every service's health report, forwarded as a `service_report` event
+//! ([`reports`], `[collector.reports]`). Every event passes [`shared::ingest::validate`] and
+//! reaches FLEET_EVENTS through one [`Publisher`].
 
+mod control;
 mod coordinator;
 pub mod demo;
 mod host;
 mod http;
 mod ingest;
 mod publisher;
+mod reports;
 
 use publisher::{Outgoing, Publisher};
 use serde::{Deserialize, Serialize};
@@ -27,6 +32,7 @@ pub struct CollectorConfig {
     pub http: http::HttpConfig,
     pub coordinator: coordinator::CoordinatorConfig,
     pub host_agent: host::HostAgentConfig,
+    pub reports: reports::ReportsConfig,
 }
 
 pub struct Collector {
@@ -35,6 +41,8 @@ pub struct Collector {
     publisher: Publisher,
     ingest: Option<async_nats::Subscriber>,
     http: Option<tokio::net::TcpListener>,
+    control: async_nats::Subscriber,
+    reports: Option<async_nats::Subscriber>,
 }
 
 impl Service for Collector {
@@ -53,7 +61,12 @@ impl Service for Collector {
             true => Some(http::bind(&config.http).await?),
             false => None,
         };
-        Ok(Self { context, config, publisher, ingest, http })
+        let control = control::subscribe(&context).await?;
+        let reports = match config.reports.enabled {
+            true => Some(reports::subscribe(&context).await?),
+            false => None,
+        };
+        Ok(Self { context, config, publisher, ingest, http, control, reports })
     }
 
     async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -63,6 +76,10 @@ impl Service for Collector {
         }
         if let Some(subscriber) = self.ingest {
             tasks.spawn(ingest::run(self.context.clone(), subscriber, self.publisher.clone(), shutdown.clone()));
+        }
+        tasks.spawn(control::run(self.context.clone(), self.control, self.publisher.clone(), shutdown.clone()));
+        if let Some(subscriber) = self.reports {
+            tasks.spawn(reports::run(self.context.clone(), subscriber, self.publisher.clone(), shutdown.clone()));
         }
         if let Some(url) = self.config.coordinator.url.clone() {
             let config = self.config.coordinator.clone();
