@@ -14,11 +14,16 @@
 //! (queued, assigned, started, completed or failed; back to queued is a retry). Ids are
 //! derived from the coordinator's ids, so a re-poll within JetStream's 2-minute duplicate
 //! window stores nothing twice.
+//!
+//! Whether the coordinator answers is itself an event: `component_status` for component
+//! `coordinator`, `down` (with the error) on the first failed poll and whenever it stops
+//! answering, `healthy` on the first poll that succeeds and whenever it answers again. Only
+//! changes are published, not every poll.
 
 use crate::publisher::{Outgoing, Publisher};
 use serde::{Deserialize, Serialize};
 use shared::Envelope;
-use shared::event::{Capabilities, Event, HardwareKind, ModelFamily, ReportedStatus};
+use shared::event::{Capabilities, ComponentHealth, Event, HardwareKind, ModelFamily, ReportedStatus};
 use shared::ingest::validate;
 use shared::service::Context;
 use std::collections::BTreeMap;
@@ -287,6 +292,7 @@ pub async fn run(
     let client = reqwest::Client::builder().timeout(Duration::from_millis(config.timeout_ms)).build()?;
     let base = url.trim_end_matches('/').to_owned();
     let mut seen = Seen::default();
+    let mut reachability = Reachability::default();
     let mut interval = tokio::time::interval(Duration::from_millis(config.poll_ms.max(100)));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     info!(url = %base, "polling the coordinator");
@@ -307,11 +313,17 @@ pub async fn run(
             Err(err) => {
                 // The coordinator may be restarting: the next poll tries again.
                 failures.inc();
-                warn!(url = %base, error = %err, "coordinator poll failed");
+                let error = with_causes(&err);
+                warn!(url = %base, error = %error, "coordinator poll failed");
+                reachability.failed(&error, &publisher).await;
                 continue;
             }
         };
-        let mut events = seen.diff(workers, tasks, shared::now_ms());
+        let now = shared::now_ms();
+        let news = reachability.answered(now);
+        let announced = news.is_some();
+        let mut events: Vec<Envelope<Event>> = news.into_iter().collect();
+        events.extend(seen.diff(workers, tasks, now));
         events.retain(|envelope| match validate(&envelope.payload) {
             Ok(()) => true,
             Err(err) => {
@@ -323,8 +335,64 @@ pub async fn run(
         if let Err(err) = publisher.publish(events.into_iter().map(Outgoing::given).collect()).await {
             warn!(error = format!("{err:#}"), "coordinator events not stored; the next poll resends them");
             seen = Seen::default();
+            if announced {
+                reachability.forget();
+            }
         }
     }
+}
+
+/// Whether the coordinator answered the last poll, as last published (`None`: not yet).
+#[derive(Default)]
+struct Reachability {
+    answering: Option<bool>,
+}
+
+impl Reachability {
+    /// A poll succeeded: the `healthy` event to publish with its events, if that is news.
+    fn answered(&mut self, now: i64) -> Option<Envelope<Event>> {
+        if self.answering == Some(true) {
+            return None;
+        }
+        self.answering = Some(true);
+        let event = component_status(ComponentHealth::Healthy, "the coordinator answers".into());
+        Some(Envelope::with_id(format!("coord-status-healthy-{now}"), now, "coordinator", event))
+    }
+
+    /// A poll failed: publishes `down` if that is news. Kept as news when it cannot be
+    /// stored, so the next failed poll tries again.
+    async fn failed(&mut self, error: &str, publisher: &Publisher) {
+        if self.answering == Some(false) {
+            return;
+        }
+        let now = shared::now_ms();
+        let event = component_status(ComponentHealth::Down, format!("the coordinator does not answer: {error}"));
+        let envelope = Envelope::with_id(format!("coord-status-down-{now}"), now, "coordinator", event);
+        match publisher.publish(vec![Outgoing::given(envelope)]).await {
+            Ok(()) => self.answering = Some(false),
+            Err(err) => warn!(error = format!("{err:#}"), "coordinator status not stored; retried on the next poll"),
+        }
+    }
+
+    /// The `healthy` event was not stored: say it again after the next poll.
+    fn forget(&mut self) {
+        self.answering = None;
+    }
+}
+
+/// An error and its causes on one line: reqwest's own text names the URL, not why it failed.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        text = format!("{text}: {inner}");
+        cause = inner.source();
+    }
+    text
+}
+
+fn component_status(health: ComponentHealth, message: String) -> Event {
+    Event::ComponentStatus { component: "coordinator".into(), health, message }
 }
 
 #[cfg(test)]
@@ -344,6 +412,18 @@ mod tests {
             completed_at: None,
             error: None,
         }
+    }
+
+    #[test]
+    fn healthy_is_published_once_per_return() {
+        let mut reachability = Reachability::default();
+        let first = reachability.answered(1).expect("the first success is news");
+        assert!(matches!(first.payload, Event::ComponentStatus { health: ComponentHealth::Healthy, .. }));
+        assert!(reachability.answered(2).is_none(), "still answering is no news");
+        reachability.answering = Some(false);
+        assert!(reachability.answered(3).is_some(), "answering again is news");
+        reachability.forget();
+        assert!(reachability.answered(4).is_some(), "a healthy not stored is said again");
     }
 
     #[test]
