@@ -33,6 +33,7 @@ pub fn router(live: Live) -> Router {
         .route("/ws/metrics", get(websocket))
         .route("/metrics", get(crate::prometheus::metrics))
         .route("/healthz", get(|| async { "ok" }))
+        .merge(crate::alerts::routes())
         .merge(crate::assets::routes())
         .fallback(not_found)
         .with_state(live)
@@ -127,7 +128,8 @@ async fn system_metrics(State(live): State<Live>) -> Response {
     }
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
+/// Every refusal: `{"error": reason}` with the status.
+pub(crate) fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
 }
 

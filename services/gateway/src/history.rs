@@ -4,6 +4,7 @@
 //! streamed. Bad parameters answer 400 with the reason, unknown ids 404, an archiver that
 //! does not answer 503, all as JSON.
 
+use crate::api::error;
 use crate::live::Live;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -20,12 +21,8 @@ const WAIT: Duration = Duration::from_secs(15);
 /// The query parameters of every history endpoint, as given.
 type RawParams = BTreeMap<String, String>;
 
-fn error(status: StatusCode, reason: &str) -> Response {
-    (status, axum::Json(json!({ "error": reason }))).into_response()
-}
-
 /// A request refused, answered as [`error`] (small, so results carrying it stay small).
-struct Refused(StatusCode, String);
+pub(crate) struct Refused(StatusCode, String);
 
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
@@ -33,7 +30,7 @@ impl IntoResponse for Refused {
     }
 }
 
-fn refused(status: StatusCode, reason: &str) -> Refused {
+pub(crate) fn refused(status: StatusCode, reason: &str) -> Refused {
     Refused(status, reason.to_owned())
 }
 
@@ -81,7 +78,7 @@ fn params(raw: &RawParams, fixed: &[(&str, &str)]) -> Result<Map<String, Value>,
 }
 
 /// Asks the archiver; its refusals keep their status.
-async fn ask(live: &Live, name: &str, params: &Map<String, Value>) -> Result<Value, Refused> {
+pub(crate) async fn ask(live: &Live, name: &str, params: &Map<String, Value>) -> Result<Value, Refused> {
     let Some(nats) = &live.nats else {
         return Err(refused(StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS"));
     };

@@ -1,7 +1,9 @@
 //! The gateway: the dashboard at `/`, the REST API under `/api`, live updates on the
 //! WebSocket `/ws/metrics` and Prometheus text at `/metrics`, all from what it follows on
-//! NATS. It holds no state of its own beyond the current picture.
+//! NATS. It holds no state of its own beyond the current picture; what people do to alerts
+//! (acknowledge, resolve, silence, raise) it hands to the collector as events.
 
+mod alerts;
 pub mod api;
 mod assets;
 mod history;

@@ -1,11 +1,11 @@
 //! What the gateway knows now, fed from NATS: the state bucket (the latest system and task
-//! metrics and firing alerts, for a start with data), the metrics each tick, every worker's
+//! metrics, the open alerts and the silences, for a start with data), the metrics each tick, every worker's
 //! metrics (the last sample, then the changes), alert changes and service health reports.
 //! Every change is also sent to WebSocket clients through one broadcast channel.
 
 use futures::StreamExt;
 use serde::Serialize;
-use shared::alert::{Alert, FiringAlerts};
+use shared::alert::{Alert, FiringAlerts, Silences};
 use shared::health::HealthReport;
 use shared::metrics::{SystemMetrics, TaskMetrics, WorkerMetricsBatch, WorkerPicture};
 use shared::nats::state_keys;
@@ -25,7 +25,10 @@ pub struct Snapshot {
     pub system: Option<SystemMetrics>,
     pub tasks: Option<TaskMetrics>,
     pub workers: WorkerPicture,
+    /// The open alerts, pending and firing (`alerts.firing`).
     pub firing: FiringAlerts,
+    /// The silences not yet over (`alerts.silences`).
+    pub silences: Silences,
     pub recent_alerts: VecDeque<Alert>,
     pub services: BTreeMap<String, HealthReport>,
 }
@@ -92,8 +95,8 @@ impl Live {
 
     async fn watch_state(&self, context: &Context, shutdown: &CancellationToken) -> anyhow::Result<()> {
         let bucket = shared::nats::state_bucket(&context.jetstream, &context.subjects).await?;
-        let mut entries =
-            bucket.watch_many_with_history([state_keys::SYSTEM, state_keys::TASKS, state_keys::ALERTS_FIRING]).await?;
+        let keys = [state_keys::SYSTEM, state_keys::TASKS, state_keys::ALERTS_FIRING, state_keys::ALERTS_SILENCES];
+        let mut entries = bucket.watch_many_with_history(keys).await?;
         loop {
             let entry = tokio::select! {
                 biased;
@@ -112,6 +115,10 @@ impl Live {
                         self.write().firing = firing;
                     }
                     Err(err) => warn!(error = %err, "undecodable firing alerts"),
+                },
+                state_keys::ALERTS_SILENCES => match codec::decode::<Silences>(&entry.value) {
+                    Ok(silences) => self.write().silences = silences,
+                    Err(err) => warn!(error = %err, "undecodable silences"),
                 },
                 _ => {}
             }
