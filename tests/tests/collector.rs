@@ -35,14 +35,19 @@ async fn serve_coordinator(state: Coordinator) -> String {
     url
 }
 
-/// The next events other than heartbeats, until `count` have come.
+/// The next events other than heartbeats, service reports and the coordinator's own status
+/// (tests/tests/alert_control.rs has those), until `count` have come.
 async fn next_events(subscriber: &mut async_nats::Subscriber, count: usize) -> Vec<(i64, Event)> {
     let mut events = Vec::new();
     let collect = async {
         while events.len() < count {
             let message = subscriber.next().await.expect("subscription open");
             let envelope: Envelope<Event> = codec::decode_envelope(&message.payload).expect("event decodes");
-            if !matches!(envelope.payload, Event::Heartbeat { .. }) {
+            let skipped = matches!(
+                envelope.payload,
+                Event::Heartbeat { .. } | Event::ServiceReport { .. } | Event::ComponentStatus { .. }
+            );
+            if !skipped {
                 events.push((envelope.time, envelope.payload));
             }
         }
