@@ -46,7 +46,7 @@ impl AlertState {
 }
 
 /// What a published revision changed, so a sink knows whether to notify people.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
     /// Pending to firing (or firing from the start).

@@ -194,7 +194,10 @@ impl Book {
             }
             let Some((due, timer)) = self.timers.pop_first() else { break };
             match timer {
-                Timer::Silences => self.resilence(due, out),
+                Timer::Silences => {
+                    self.dirty = true; // one starts or ends: the listed silences change
+                    self.resilence(due, out);
+                }
                 Timer::Alert(rule, target) => self.due(&rule, &target, due, out),
             }
         }
@@ -246,6 +249,7 @@ impl Book {
         self.timers.insert((silence.starts_at, Timer::Silences));
         self.timers.insert((silence.ends_at, Timer::Silences));
         self.silences.insert(silence.silence_id.clone(), silence);
+        self.dirty = true;
         self.resilence(time, out);
     }
 
@@ -253,6 +257,7 @@ impl Book {
         let time = mark.at;
         let Some(silence) = self.silences.get_mut(silence_id) else { return false };
         silence.deleted = Some(mark);
+        self.dirty = true;
         self.resilence(time, out);
         true
     }

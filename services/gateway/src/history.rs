@@ -222,15 +222,29 @@ pub async fn task_stats(State(live): State<Live>, Query(raw): Query<RawParams>) 
     answer(&live, "tasks.stats", &raw, &[], as_is).await
 }
 
-/// `GET /api/alerts`: the alert history (every change), filtered and paged, with the alerts
-/// firing now beside it.
+/// `GET /api/alerts`: the alert history (every change), filtered and paged, with the open
+/// alerts beside it. The open alerts are live: while the archive cannot answer they are
+/// still served, with `history_unavailable` saying why the history is missing.
 pub async fn alerts(State(live): State<Live>, Query(raw): Query<RawParams>) -> Response {
     let firing = json!(live.read().firing.alerts);
-    answer(&live, "alerts", &raw, &[], |mut answer| {
-        answer["firing"] = firing;
-        Ok(answer)
-    })
-    .await
+    if raw.get("format").is_some_and(|format| format != "json") {
+        return answer(&live, "alerts", &raw, &[], as_is).await;
+    }
+    let params = match params(&raw, &[]) {
+        Ok(params) => params,
+        Err(refusal) => return refusal.into_response(),
+    };
+    match ask(&live, "alerts", &params).await {
+        Ok(mut answer) => {
+            answer["firing"] = firing;
+            axum::Json(answer).into_response()
+        }
+        Err(Refused(StatusCode::SERVICE_UNAVAILABLE, reason)) => axum::Json(json!({
+            "firing": firing, "items": [], "total": 0, "truncated": false, "history_unavailable": reason,
+        }))
+        .into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
 }
 
 /// `GET /api/events`
