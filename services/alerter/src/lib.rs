@@ -9,6 +9,7 @@
 
 mod engine;
 mod rules;
+pub mod sinks;
 
 use anyhow::Context as _;
 use futures::StreamExt;
@@ -43,6 +44,10 @@ pub struct AlerterConfig {
     pub max_alert_age_secs: u64,
     /// How often the state is snapshotted, s. Default 10.
     pub snapshot_every_secs: u64,
+    /// `[alerter.alertmanager]`: off unless `url` is set.
+    pub alertmanager: sinks::AlertmanagerConfig,
+    /// `[[alerter.webhooks]]`
+    pub webhooks: Vec<sinks::WebhookConfig>,
 }
 
 impl Default for AlerterConfig {
@@ -54,6 +59,8 @@ impl Default for AlerterConfig {
             custom_alert_ttl_secs: 86_400,
             max_alert_age_secs: 600,
             snapshot_every_secs: 10,
+            alertmanager: Default::default(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -72,6 +79,7 @@ impl Service for Alerter {
     type Config = AlerterConfig;
 
     async fn connect(context: Context, config: AlerterConfig) -> anyhow::Result<Self> {
+        sinks::check(&config.alertmanager, &config.webhooks)?;
         let compiled =
             Compiled::new(config.rules.clone(), &config.custom, &context.fleet, config.custom_alert_ttl_secs)?;
         Stream::Alerts.apply(&context.jetstream, &context.subjects, &context.nats).await?;
@@ -90,6 +98,13 @@ impl Service for Alerter {
             return Ok(());
         }
         let published = context.counters.counter("alerter_alerts_published_total");
+        // Each sink in its own task: one that is down never holds up the rules.
+        let sinks = tokio::spawn(sinks::run(
+            context.clone(),
+            config.alertmanager.clone(),
+            config.webhooks.clone(),
+            shutdown.clone(),
+        ));
         let mut metrics = match compiled.custom.is_empty() {
             true => None,
             false => Some(metrics_feed(&context, state.metrics_seq + 1).await?),
@@ -133,7 +148,10 @@ impl Service for Alerter {
             }
             published.add(fresh.len() as u64);
         }
-        feed.save(&state).await
+        let saved = feed.save(&state).await;
+        shutdown.cancel();
+        let _ = sinks.await;
+        saved
     }
 }
 
