@@ -265,6 +265,59 @@ async fn a_new_webhook_starts_with_the_alerts_after_it() {
     assert_eq!(receiver.all().len(), 1);
 }
 
+#[tokio::test]
+async fn silenced_and_acknowledged_revisions_reach_nobody_and_an_unsilenced_alert_does() {
+    let nats = NatsServer::start();
+    let receiver = Receiver::start(0).await;
+    let port = free_port();
+    let _collector = ServiceProcess::start("collector", &nats, &["--demo-workers", "0", "--http-port", "0"]);
+    let _alerter = start_alerter(&nats, &webhook_config(&receiver.url, "group_wait_ms = 200"));
+    let _gateway = ServiceProcess::start("gateway", &nats, &["--port", &port.to_string()]);
+    let client = nats.client().await;
+    wait_for_sink(&client, "alerter-sink-webhook-ops").await;
+    let (api, http) = (format!("http://127.0.0.1:{port}/api"), reqwest::Client::new());
+
+    let silence = json!({"matchers": [{"name": "hardware", "op": "=", "value": "cuda"}], "duration_secs": 3600,
+                         "by": "ana", "comment": "maintenance"});
+    let created = wait_for("the gateway to store a silence", || async {
+        let response = http.post(format!("{api}/silences")).json(&silence).send().await.ok()?;
+        (response.status() == 201).then_some(response)
+    })
+    .await;
+    let silence_id = created.json::<Value>().await.expect("json")["silence_id"].as_str().expect("id").to_owned();
+    wait_for("the alerter to hold the silence", || async {
+        let body = get_json(&format!("{api}/silences")).await?;
+        (body["silences"].as_array()?.len() == 1).then_some(())
+    })
+    .await;
+
+    let registered = |worker: &str, hardware: &str| {
+        json!({"type": "worker_registered", "worker_id": worker,
+               "capabilities": {"hardware": hardware, "cpu_cores": 8, "memory_gb": 32, "slots": 2}})
+    };
+    let events = json!([
+        registered("quiet-1", "cuda"),
+        heartbeat("quiet-1", 99.0),
+        registered("loud-1", "cpu"),
+        heartbeat("loud-1", 99.0)
+    ]);
+    assert_eq!(ingest(&client, &events).await["accepted"], 4);
+    let first = receiver.wait_delivered(1).await.remove(0).body;
+    assert_eq!((first["count"].as_u64(), first["alerts"][0]["target"].as_str()), (Some(1), Some("loud-1")), "{first}");
+
+    // An acknowledgement tells nobody; the silence's end brings quiet-1 to people as firing.
+    let alert_id = first["alerts"][0]["alert_id"].as_str().expect("alert_id");
+    let ack = http.post(format!("{api}/alerts/{alert_id}/ack")).json(&json!({"by": "ana"})).send().await;
+    assert_eq!(ack.expect("answer").status(), 202);
+    let deleted = http.delete(format!("{api}/silences/{silence_id}?by=ana")).send().await.expect("answer");
+    assert_eq!(deleted.status(), 202);
+    let second = receiver.wait_delivered(2).await.remove(1).body;
+    let alert = &second["alerts"][0];
+    assert_eq!((second["status"].as_str(), second["count"].as_u64()), (Some("firing"), Some(1)), "{second}");
+    assert_eq!((alert["target"].as_str(), alert["change"].as_str()), (Some("quiet-1"), Some("unsilenced")));
+    assert_eq!(receiver.all().len(), 2, "nothing for the silenced firing nor the acknowledgement");
+}
+
 /// Debian's `prometheus-alertmanager`, on a free port with a null receiver; killed on drop.
 struct Alertmanager {
     child: Child,
