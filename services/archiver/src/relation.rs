@@ -310,7 +310,7 @@ impl Relation {
                 if let Some(state) = &params.state {
                     conditions.push(format!(
                         "state = '{}'",
-                        one_of("state", state, &["pending", "firing", "resolved", "acknowledged", "silenced"])?
+                        one_of("state", state, &["firing", "resolved"])?
                     ));
                 }
                 if let Some(severity) = &params.severity {
