@@ -258,3 +258,52 @@ impl Custom {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(name: &str, scope: MetricsKind, field: &str) -> CustomRule {
+        CustomRule {
+            name: name.into(),
+            scope,
+            field: field.into(),
+            op: Op::Above,
+            threshold: 1.0,
+            for_secs: 0,
+            keep_firing_secs: 0,
+            severity: Severity::Warning,
+            labels: BTreeMap::new(),
+            message: default_message(),
+        }
+    }
+
+    #[test]
+    fn rules_are_checked_at_start_with_the_reason() {
+        let good = [rule("busy", MetricsKind::System, "workers.busy"), rule("gpu_hot", MetricsKind::Worker, "gpu_pct")];
+        assert_eq!(check(&good).expect("valid").len(), 2);
+        let refused = |rules: &[CustomRule]| format!("{:#}", check(rules).err().expect("refused"));
+        assert!(refused(&[rule("x", MetricsKind::System, "workers.nope")]).contains("no field \"workers.nope\""));
+        assert!(refused(&[rule("x", MetricsKind::Worker, "status")]).contains("not a number"));
+        assert!(refused(&[rule("worker_lost", MetricsKind::System, "workers.busy")]).contains("built-in"));
+        assert!(refused(&[good[0].clone(), good[0].clone()]).contains("second rule"));
+        assert!(refused(&[rule("a.b", MetricsKind::System, "workers.busy")]).contains("\"a.b\""));
+    }
+
+    #[test]
+    fn the_toml_form_reads_as_documented() {
+        let text = r#"
+            name = "fleet_mostly_disconnected"
+            scope = "system"
+            field = "workers.disconnected"
+            op = ">="
+            threshold = 10
+            labels = { team = "infra" }
+        "#;
+        use figment::{Figment, providers::Format, providers::Toml};
+        let parse = |text: &str| Figment::from(Toml::string(text)).extract::<CustomRule>();
+        let rule = parse(text).expect("parses");
+        assert_eq!((rule.op, rule.severity, rule.for_secs), (Op::AtLeast, Severity::Warning, 0));
+        assert!(parse(&format!("{text}\nthreshhold = 3")).is_err(), "typos are refused");
+    }
+}
