@@ -308,10 +308,7 @@ impl Relation {
             }
             _ => {
                 if let Some(state) = &params.state {
-                    conditions.push(format!(
-                        "state = '{}'",
-                        one_of("state", state, &["firing", "resolved"])?
-                    ));
+                    conditions.push(format!("state = '{}'", one_of("state", state, &["firing", "resolved"])?));
                 }
                 if let Some(severity) = &params.severity {
                     conditions.push(format!(

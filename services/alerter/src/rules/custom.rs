@@ -301,7 +301,8 @@ mod tests {
             labels = { team = "infra" }
         "#;
         use figment::{Figment, providers::Format, providers::Toml};
-        let parse = |text: &str| Figment::from(Toml::string(text)).extract::<CustomRule>();
+        let parse =
+            |text: &str| Figment::from(Toml::string(text)).extract::<CustomRule>().map_err(|err| err.to_string());
         let rule = parse(text).expect("parses");
         assert_eq!((rule.op, rule.severity, rule.for_secs), (Op::AtLeast, Severity::Warning, 0));
         assert!(parse(&format!("{text}\nthreshhold = 3")).is_err(), "typos are refused");
