@@ -188,6 +188,10 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         lag_seconds: Option<f64>,
     },
+    /// The collector's clock, every `[collector.clock] interval_ms`: event time moves on
+    /// when the fleet is quiet, so rules that fire on absence fire on time, and a replay
+    /// sees the same ticks.
+    Clock {},
     /// A program raised an alert (the monitoring guide's `_add_alert`).
     AlertRaised {
         source: String,
@@ -245,6 +249,7 @@ impl Event {
             Self::ComponentStatus { .. } => "component_status",
             Self::RecoveryAction { .. } => "recovery_action",
             Self::ServiceReport { .. } => "service_report",
+            Self::Clock {} => "clock",
             Self::AlertRaised { .. } => "alert_raised",
             Self::AlertAcknowledged { .. } => "alert_acknowledged",
             Self::AlertResolved { .. } => "alert_resolved",
@@ -266,10 +271,10 @@ impl Event {
         )
     }
 
-    /// Events that no agent may send: the collector makes service reports itself, and alert
+    /// Events that no agent may send: the collector makes service reports and clock ticks itself, and alert
     /// control comes only through the gateway.
     pub fn is_internal(&self) -> bool {
-        self.is_alert_control() || matches!(self, Self::ServiceReport { .. })
+        self.is_alert_control() || matches!(self, Self::ServiceReport { .. } | Self::Clock {})
     }
 
     pub fn worker_id(&self) -> Option<&str> {
@@ -308,6 +313,7 @@ impl Event {
             }
             Self::Heartbeat { worker_id, .. } => subjects.heartbeat_event(worker_id),
             Self::ServiceReport { service, .. } => subjects.service_event(service),
+            Self::Clock {} => subjects.clock_event(),
             _ if self.is_alert_control() => subjects.alert_control_event(),
             _ => match (self.task_id(), self.worker_id()) {
                 (Some(task_id), _) => subjects.task_event(task_id),

@@ -70,6 +70,10 @@ impl Subjects {
     pub fn service_event(&self, service: &str) -> String {
         format!("{}.events.service.{service}", self.prefix)
     }
+    /// The collector's clock ticks: `<prefix>.events.clock`.
+    pub fn clock_event(&self) -> String {
+        format!("{}.events.clock", self.prefix)
+    }
     /// Acknowledgements, manual resolutions, silences and custom alerts:
     /// `<prefix>.events.control.alerts`.
     pub fn alert_control_event(&self) -> String {

@@ -149,6 +149,7 @@ fn events_decode() {
             comment: "GPU maintenance".into(),
         },
         Event::SilenceDeleted { silence_id: "0193a8f0-0000-7000-8000-00000000000a".into(), by: "ana".into() },
+        Event::Clock {},
     ];
     for event in schema_2 {
         let name = format!("event-{}", event.kind());

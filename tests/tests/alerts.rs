@@ -225,15 +225,18 @@ async fn each_built_in_rule_fires_and_resolves_from_events_through_the_collector
     alerts.resolved(&burst).await;
     alerts.resolved(&rate).await;
 
-    // Ten successes, then failures: the trend predicts trouble; successes again clear it.
+    // Twenty successes, then a run of failures: the trend predicts trouble before the
+    // worker fails everything; a success brings the recent rate back under the limit.
     let t = now_ms() - 10_000;
     let mut history: Vec<Value> = vec![registered("tr-1", "rocm")];
     history
-        .extend((0..10).flat_map(|i| task(&format!("tr-ok-{i}"), "tr-model", "tr-1", t + i * 200, Some("completed"))));
-    history.extend(task("tr-bad-0", "tr-model", "tr-1", t + 3000, Some("failed")));
+        .extend((0..20).flat_map(|i| task(&format!("tr-ok-{i}"), "tr-model", "tr-1", t + i * 200, Some("completed"))));
+    history.extend(
+        (0..7).flat_map(|i| task(&format!("tr-bad-{i}"), "tr-model", "tr-1", t + 5000 + i * 200, Some("failed"))),
+    );
     send(&client, history).await;
     let trend = alerts.firing("worker_failure_trend", "tr-1").await;
-    send(&client, task("tr-ok-10", "tr-model", "tr-1", t + 4000, Some("completed"))).await;
+    send(&client, task("tr-ok-20", "tr-model", "tr-1", t + 7000, Some("completed"))).await;
     alerts.resolved(&trend).await;
 
     let misfits: Vec<Value> = (0..5)

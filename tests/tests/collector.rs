@@ -45,7 +45,7 @@ async fn next_events(subscriber: &mut async_nats::Subscriber, count: usize) -> V
             let envelope: Envelope<Event> = codec::decode_envelope(&message.payload).expect("event decodes");
             let skipped = matches!(
                 envelope.payload,
-                Event::Heartbeat { .. } | Event::ServiceReport { .. } | Event::ComponentStatus { .. }
+                Event::Heartbeat { .. } | Event::ServiceReport { .. } | Event::ComponentStatus { .. } | Event::Clock {}
             );
             if !skipped {
                 events.push((envelope.time, envelope.payload));

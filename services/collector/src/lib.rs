@@ -5,9 +5,11 @@
 //! host agent that reports this machine as a worker. Two inputs are not sources of fleet
 //! data and are always on: alert control from the gateway on `<prefix>.control.alerts`
 //! ([`control`]), and every service's health report, forwarded as a `service_report` event
-//! ([`reports`], `[collector.reports]`). Every event passes [`shared::ingest::validate`] and
+//! ([`reports`], `[collector.reports]`). It also ticks its own clock ([`clock`],
+//! `[collector.clock]`), which moves event time on for the alerter. Every event passes [`shared::ingest::validate`] and
 //! reaches FLEET_EVENTS through one [`Publisher`].
 
+mod clock;
 mod control;
 mod coordinator;
 pub mod demo;
@@ -32,6 +34,7 @@ pub struct CollectorConfig {
     pub http: http::HttpConfig,
     pub coordinator: coordinator::CoordinatorConfig,
     pub host_agent: host::HostAgentConfig,
+    pub clock: clock::ClockConfig,
     pub reports: reports::ReportsConfig,
 }
 
@@ -84,6 +87,9 @@ impl Service for Collector {
         if let Some(url) = self.config.coordinator.url.clone() {
             let config = self.config.coordinator.clone();
             tasks.spawn(coordinator::run(config, url, self.context.clone(), self.publisher.clone(), shutdown.clone()));
+        }
+        if self.config.clock.interval_ms > 0 {
+            tasks.spawn(clock::run(self.config.clock.clone(), self.publisher.clone(), shutdown.clone()));
         }
         if self.config.host_agent.enabled {
             tasks.spawn(host::run(self.config.host_agent.clone(), self.publisher.clone(), shutdown.clone()));

@@ -405,6 +405,7 @@ impl FleetState {
             // control are the alerter's.
             Event::ComponentStatus { .. }
             | Event::ServiceReport { .. }
+            | Event::Clock {}
             | Event::AlertRaised { .. }
             | Event::AlertAcknowledged { .. }
             | Event::AlertResolved { .. }

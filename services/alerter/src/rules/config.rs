@@ -69,11 +69,11 @@ rule!(
     /// Predictive: a worker's recent failure rate climbs well above its long-run rate.
     WorkerFailureTrend, Warning, 0, {
     /// Finished tasks on the worker before it is judged.
-    min_tasks: u32 = 10,
-    /// The recent (EWMA, alpha 0.3) failure rate at least this...
-    min_rate: f64 = 0.3,
-    /// ...and at least this above the long-run (EWMA, alpha 0.05) rate.
-    rise: f64 = 0.2,
+    min_tasks: u32 = 20,
+    /// The recent (EWMA, alpha 0.1) failure rate at least this...
+    min_rate: f64 = 0.5,
+    /// ...and at least this above the long-run (EWMA, alpha 0.01) rate.
+    rise: f64 = 0.3,
 });
 rule!(
     /// A task running far past what its model usually takes on that hardware.

@@ -136,8 +136,8 @@ impl RuleState {
     /// Folds one event in; the alert changes it causes (directly, or by moving the
     /// watermark past deadlines) go to `out`.
     pub fn apply(&mut self, compiled: &Compiled, time: i64, event: &Event, out: &mut Vec<Alert>) {
-        // The collector stamps service reports and alert control with its own clock.
-        self.clock.observe(time, matches!(event, Event::ServiceReport { .. }) || event.is_alert_control());
+        // The collector stamps its clock ticks, service reports and alert control itself.
+        self.clock.observe(time, event.is_internal());
         let mut alarms = Alarms { compiled, book: &mut self.book, out };
         match event {
             Event::AlertAcknowledged { alert_id, by, comment } => {

@@ -211,7 +211,7 @@ fn the_failure_trend_predicts_a_worker_going_bad() {
         let id = format!("t{i}");
         let time = i * 1000;
         run.at(time, queued(&id, "bert")).at(time, started(&id, "w1"));
-        run.at(time + 500, if i < 25 { completed(&id, "w1") } else { failed(&id, "w1") });
+        run.at(time + 500, if i < 22 { completed(&id, "w1") } else { failed(&id, "w1") });
         run.at(time + 500, heartbeat("w1", 10.0, 0));
     }
     let trend = run.last("worker_failure_trend").expect("fires within a few failures");
