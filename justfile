@@ -50,10 +50,11 @@ ui-test: build
         fi && \
         npm test
 
-# Run the benchmarks, about 35 minutes: pipeline throughput and the archive against raw
+# Run the benchmarks, about 40 minutes: pipeline throughput and the archive against raw
 # JetStream (release build), a 10-minute 10,000-worker demo built as `just up` builds it,
-# the archive's growth and its history queries on a week of 1,000 workers, then the scale
-# ladder (`just bench 100 1000` for other rungs).
+# the archive's growth and its history queries on a week of 1,000 workers, the scale ladder
+# (`just bench 100 1000` for other rungs), then alert-bench (about 4 minutes, 7 at most):
+# each rule's delay from the event that completes it to the alert, at 10,000 workers.
 bench *ladder: build
     cargo build --release --workspace --bins
     "$CARGO_TARGET_DIR/release/pipeline-bench"
@@ -62,6 +63,8 @@ bench *ladder: build
         FLEETWATCH_NATS__METRICS_MAX_MIB=2048 "$CARGO_TARGET_DIR/release/demo-bench"
     "$CARGO_TARGET_DIR/release/history-bench"
     "$CARGO_TARGET_DIR/release/ladder-bench" {{ladder}}
+    FLEETWATCH_NATS__EVENTS_MAX_MIB=24576 FLEETWATCH_NATS__METRICS_MAX_MIB=2048 \
+        "$CARGO_TARGET_DIR/release/alert-bench"
 
 # Format and lint.
 lint:
