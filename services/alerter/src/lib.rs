@@ -26,6 +26,8 @@ use tracing::{info, warn};
 
 /// The state bucket is rewritten at most this often, however fast alerts change.
 const STATE_EVERY: Duration = Duration::from_millis(200);
+/// The open alerts must fit one message (nats-server's default max payload is 1 MiB).
+const MAX_STATE_BYTES: usize = 900 * 1024;
 
 /// `[alerter]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,8 +183,19 @@ async fn publish(context: &Context, alerts: &[Alert]) -> anyhow::Result<()> {
 
 async fn write_state(bucket: &async_nats::jetstream::kv::Store, state: &mut RuleState) -> anyhow::Result<()> {
     let time = now_ms();
-    let firing = FiringAlerts { time, alerts: state.book.open_alerts() };
-    bucket.put(state_keys::ALERTS_FIRING, codec::encode(&firing)?).await.context("updating the open alerts")?;
+    let mut firing = FiringAlerts { time, alerts: state.book.open_alerts() };
+    let mut encoded = codec::encode(&firing)?;
+    if encoded.len() > MAX_STATE_BYTES {
+        // Too many to list (a whole rack overloaded): the firing ones, most severe first,
+        // as many as fit; each is still on FLEET_ALERTS and in the archive.
+        firing.alerts.retain(|alert| alert.state == shared::alert::AlertState::Firing);
+        firing.alerts.sort_by(|a, b| b.severity.cmp(&a.severity).then(b.value.total_cmp(&a.value)));
+        let keep = firing.alerts.len() * MAX_STATE_BYTES / encoded.len().max(1);
+        firing.alerts.truncate(keep.saturating_sub(keep / 10));
+        warn!(listed = firing.alerts.len(), "too many open alerts for one state message; listing the worst");
+        encoded = codec::encode(&firing)?;
+    }
+    bucket.put(state_keys::ALERTS_FIRING, encoded).await.context("updating the open alerts")?;
     let silences = Silences { time, silences: state.book.silences(state.clock.watermark) };
     bucket.put(state_keys::ALERTS_SILENCES, codec::encode(&silences)?).await.context("updating the silences")?;
     Ok(())

@@ -8,6 +8,7 @@ pub mod config;
 mod custom;
 mod pipeline;
 mod tasks;
+mod window;
 mod workers;
 
 use crate::engine::{Book, Details, Settings};

@@ -5,11 +5,12 @@
 use super::config::names::{
     FAILURE_BURST, LOW_SCHEDULING_EFFICIENCY, LOW_SUCCESS_RATE, QUEUE_TIME_HIGH, QUEUE_TOO_LONG, TASK_STALLED,
 };
+use super::window::Window;
 use super::{Alarms, Finished, Fold};
 use crate::engine::Details;
 use serde::{Deserialize, Serialize};
 use shared::event::{Event, HardwareKind};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Weight of each completed run in a model's usual duration on a hardware kind.
 const DURATION_ALPHA: f64 = 0.2;
@@ -25,13 +26,13 @@ pub struct Tasks {
     stalls: BTreeSet<(i64, String)>,
     /// Usual duration per `<model>/<hardware>`.
     usual: BTreeMap<String, Usual>,
-    /// Per model: (start time, queue time ms) of recent starts.
-    queue_times: BTreeMap<String, VecDeque<(i64, f64)>>,
+    /// Per model: queue times (ms) of recent starts.
+    queue_times: BTreeMap<String, Window>,
     /// Per `hardware:<h>` and `model:<m>`: recent failure times, and recent outcomes.
-    failures: BTreeMap<String, VecDeque<i64>>,
-    outcomes: BTreeMap<String, VecDeque<(i64, bool)>>,
-    /// Recent assignments: (time, went to a best-fitted worker).
-    fits: VecDeque<(i64, bool)>,
+    failures: BTreeMap<String, Window>,
+    outcomes: BTreeMap<String, Window>,
+    /// Recent assignments: 1 when it went to a best-fitted worker.
+    fits: Window,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,7 +85,7 @@ impl Tasks {
                 if let Some(task) = self.tasks.get_mut(task_id) {
                     task.worker_id = Some(worker_id.clone());
                 }
-                self.fits.push_back((time, *best_fit));
+                self.fits.push(time, f64::from(u8::from(*best_fit)));
                 self.check_fits(alarms, time);
             }
             Event::TaskStarted { task_id, worker_id } => {
@@ -98,7 +99,7 @@ impl Tasks {
                 let queue_ms = (time - task.queued_at).max(0) as f64;
                 self.stalls.insert((time + limit_ms, task_id.clone()));
                 self.unwait(task_id);
-                self.queue_times.entry(model.clone()).or_default().push_back((time, queue_ms));
+                self.queue_times.entry(model.clone()).or_default().push(time, queue_ms);
                 self.check_queue_time(alarms, time, &model);
                 self.check_queue(alarms, time);
                 return Some(Fold::Started { queue_ms });
@@ -120,6 +121,7 @@ impl Tasks {
             }
             Event::TaskCancelled { task_id, reason } => {
                 self.unwait(task_id);
+                self.unstall(task_id);
                 self.tasks.remove(task_id);
                 alarms.clear(TASK_STALLED, task_id, time, 0.0, || format!("task {task_id} cancelled: {reason}"));
                 self.check_queue(alarms, time);
@@ -127,6 +129,14 @@ impl Tasks {
             _ => {}
         }
         None
+    }
+
+    /// A run that ended drops its deadline now, not when it comes due (an hour of finished
+    /// tasks' deadlines was most of the snapshot at 10,000 workers).
+    fn unstall(&mut self, task_id: &str) {
+        if let Some(stall_at) = self.tasks.get_mut(task_id).and_then(|task| task.stall_at.take()) {
+            self.stalls.remove(&(stall_at, task_id.to_owned()));
+        }
     }
 
     fn unwait(&mut self, task_id: &str) {
@@ -138,6 +148,7 @@ impl Tasks {
 
     fn finish(&mut self, alarms: &mut Alarms, time: i64, task_id: &str, succeeded: bool) -> Option<Finished> {
         self.unwait(task_id);
+        self.unstall(task_id);
         let task = self.tasks.get_mut(task_id)?;
         let duration_ms = task.started_at.map(|started| (time - started).max(0) as f64);
         let finished = Finished {
@@ -167,10 +178,10 @@ impl Tasks {
         }
         for key in group_keys(&finished) {
             if !succeeded {
-                self.failures.entry(key.clone()).or_default().push_back(time);
+                self.failures.entry(key.clone()).or_default().push(time, 1.0);
                 self.check_burst(alarms, time, &key);
             }
-            self.outcomes.entry(key.clone()).or_default().push_back((time, succeeded));
+            self.outcomes.entry(key.clone()).or_default().push(time, f64::from(u8::from(succeeded)));
             self.check_success(alarms, time, &key);
         }
         self.check_queue(alarms, time);
@@ -255,14 +266,14 @@ impl Tasks {
         let rule = &alarms.compiled.rules.queue_time_high;
         let (threshold, min_tasks) = (rule.mean_secs, rule.min_tasks);
         let Some(window) = self.queue_times.get_mut(model) else { return };
-        let mean = mean_over(window, time - rule.window_secs as i64 * 1000, |(_, ms)| *ms);
-        let (n, mean_s) = (window.len(), mean / 1000.0);
+        window.age(time - rule.window_secs as i64 * 1000);
+        let (n, mean_s) = (window.len(), window.mean() / 1000.0);
         if window.is_empty() {
             self.queue_times.remove(model);
         }
         let target = format!("model:{model}");
         alarms.set(
-            n >= min_tasks as usize && mean_s >= threshold,
+            n >= u64::from(min_tasks) && mean_s >= threshold,
             QUEUE_TIME_HIGH,
             &target,
             time,
@@ -280,15 +291,13 @@ impl Tasks {
         let rule = &alarms.compiled.rules.failure_burst;
         let (threshold, window_secs) = (rule.failures, rule.window_secs);
         let Some(failures) = self.failures.get_mut(key) else { return };
-        while failures.front().is_some_and(|&at| at <= time - window_secs as i64 * 1000) {
-            failures.pop_front();
-        }
+        failures.age(time - window_secs as i64 * 1000);
         let count = failures.len();
         if count == 0 {
             self.failures.remove(key);
         }
         alarms.set(
-            count >= threshold as usize,
+            count >= u64::from(threshold),
             FAILURE_BURST,
             key,
             time,
@@ -303,13 +312,13 @@ impl Tasks {
         let rule = &alarms.compiled.rules.low_success_rate;
         let (min_rate, min_tasks) = (rule.min_rate, rule.min_tasks);
         let Some(outcomes) = self.outcomes.get_mut(key) else { return };
-        let rate = mean_over(outcomes, time - rule.window_secs as i64 * 1000, |(_, ok)| f64::from(u8::from(*ok)));
-        let n = outcomes.len();
+        outcomes.age(time - rule.window_secs as i64 * 1000);
+        let (rate, n) = (outcomes.mean(), outcomes.len());
         if n == 0 {
             self.outcomes.remove(key);
         }
         alarms.set(
-            n >= min_tasks as usize && rate < min_rate,
+            n >= u64::from(min_tasks) && rate < min_rate,
             LOW_SUCCESS_RATE,
             key,
             time,
@@ -323,11 +332,10 @@ impl Tasks {
     fn check_fits(&mut self, alarms: &mut Alarms, time: i64) {
         let rule = &alarms.compiled.rules.low_scheduling_efficiency;
         let (min_ratio, min_assignments) = (rule.min_ratio, rule.min_assignments);
-        let ratio =
-            mean_over(&mut self.fits, time - rule.window_secs as i64 * 1000, |(_, fit)| f64::from(u8::from(*fit)));
-        let n = self.fits.len();
+        self.fits.age(time - rule.window_secs as i64 * 1000);
+        let (ratio, n) = (self.fits.mean(), self.fits.len());
         alarms.set(
-            n >= min_assignments as usize && ratio < min_ratio,
+            n >= u64::from(min_assignments) && ratio < min_ratio,
             LOW_SCHEDULING_EFFICIENCY,
             "fleet",
             time,
@@ -341,17 +349,6 @@ impl Tasks {
             },
             || format!("{:.0}% of assignments go to best-fitted workers", ratio * 100.0),
         );
-    }
-}
-
-/// Drops entries at or before `since` and averages the rest (0 when none are left).
-fn mean_over<T>(window: &mut VecDeque<(i64, T)>, since: i64, value: impl Fn(&(i64, T)) -> f64) -> f64 {
-    while window.front().is_some_and(|(at, _)| *at <= since) {
-        window.pop_front();
-    }
-    match window.len() {
-        0 => 0.0,
-        n => window.iter().map(value).sum::<f64>() / n as f64,
     }
 }
 
