@@ -189,7 +189,9 @@ impl RuleState {
     fn advance(&mut self, compiled: &Compiled, out: &mut Vec<Alert>) {
         let watermark = self.clock.watermark;
         let mut alarms = Alarms { compiled, book: &mut self.book, out };
-        self.workers.advance(&mut alarms, watermark);
+        for worker_id in self.workers.advance(&mut alarms, watermark) {
+            self.tasks.forget_worker(&mut alarms, &worker_id, watermark);
+        }
         self.tasks.advance(&mut alarms, watermark);
         self.pipeline.advance(&mut alarms, watermark);
         self.custom.advance(&mut alarms, watermark);

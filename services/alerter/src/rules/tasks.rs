@@ -131,6 +131,23 @@ impl Tasks {
         None
     }
 
+    /// A retired worker's tasks will never finish: they are forgotten, not stalled (after a
+    /// restart of a whole fleet, the old run's tasks would otherwise all alert).
+    pub fn forget_worker(&mut self, alarms: &mut Alarms, worker_id: &str, time: i64) {
+        let orphans: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|(_, task)| task.worker_id.as_deref() == Some(worker_id) && task.started_at.is_some())
+            .map(|(task_id, _)| task_id.clone())
+            .collect();
+        for task_id in orphans {
+            self.unstall(&task_id);
+            self.tasks.remove(&task_id);
+            alarms
+                .clear(TASK_STALLED, &task_id, time, 0.0, || format!("task {task_id}: its worker {worker_id} retired"));
+        }
+    }
+
     /// A run that ended drops its deadline now, not when it comes due (an hour of finished
     /// tasks' deadlines was most of the snapshot at 10,000 workers).
     fn unstall(&mut self, task_id: &str) {

@@ -308,3 +308,19 @@ fn a_replay_from_a_snapshot_gives_the_same_alerts() {
     assert!(!whole.out.is_empty());
     assert_eq!(second.out, whole.out);
 }
+
+#[test]
+fn a_retired_workers_tasks_are_forgotten_not_stalled() {
+    let mut rules = quick();
+    rules.task_stalled.default_secs = 700;
+    let mut run = Run::new(rules);
+    run.at(0, registered("w1")).at(0, registered("w2"));
+    run.at(0, queued("orphan", "bert")).at(0, started("orphan", "w1"));
+    // w2 keeps the watermark moving; w1 is silent past retire_after (600 s) and then the
+    // task's 700 s limit.
+    for second in (10..=720).step_by(10) {
+        run.at(second * 1000, heartbeat("w2", 10.0, 0));
+    }
+    assert!(run.last("task_stalled").is_none(), "{:?}", run.out.iter().map(|a| &a.rule).collect::<Vec<_>>());
+    assert_eq!(run.state_of("worker_lost"), Some(AlertState::Resolved), "lost, then retired");
+}

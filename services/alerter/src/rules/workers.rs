@@ -113,7 +113,9 @@ impl Workers {
     /// Workers whose last heartbeat is `lost_after` behind the watermark are lost; those
     /// silent for `retire_after` are forgotten (their alert resolves: the processor retires
     /// them too, and a retired worker is no longer part of the fleet).
-    pub fn advance(&mut self, alarms: &mut Alarms, watermark: i64) {
+    /// Returns the workers retired.
+    pub fn advance(&mut self, alarms: &mut Alarms, watermark: i64) -> Vec<String> {
+        let mut retired = Vec::new();
         let lost_after = alarms.compiled.lost_after_ms;
         while let Some((due, worker_id)) = self.deadlines.first().cloned() {
             if due > watermark {
@@ -127,6 +129,7 @@ impl Workers {
                 alarms.clear(WORKER_LOST, &worker_id, watermark, silent_ms as f64 / 1000.0, || {
                     format!("worker {worker_id} retired after {}s without a heartbeat", silent_ms / 1000)
                 });
+                retired.push(worker_id);
                 continue;
             }
             let hardware = worker.hardware;
@@ -139,6 +142,7 @@ impl Workers {
             });
             self.deadlines.insert((worker.last_seen + alarms.compiled.retire_after_ms, worker_id));
         }
+        retired
     }
 
     /// Predictive: the recent failure rate rising past the long-run one is a leading sign
