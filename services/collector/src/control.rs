@@ -15,7 +15,7 @@ use shared::alert::ControlReply;
 use shared::event::Event;
 use shared::service::Context;
 use shared::telemetry::Counter;
-use shared::{Envelope, nats, now_ms};
+use shared::{Envelope, now_ms};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -95,19 +95,7 @@ impl Control {
     async fn refuse(&self, message: &async_nats::Message, reason: String) -> Vec<u8> {
         self.dead.inc();
         debug!(reason = %reason, "control request refused");
-        let stored = nats::dead_letter(
-            &self.context.jetstream,
-            &self.context.subjects,
-            "collector",
-            &reason,
-            &message.subject,
-            message.payload.clone(),
-        )
-        .await;
-        if let Err(err) = stored {
-            // Still counted and logged; the requester is told the reason.
-            warn!(error = format!("{err:#}"), reason = %reason, "dead letter not stored");
-        }
+        crate::ingest::dead_letter(&self.context, &reason, message).await;
         json(&ControlReply::Refused { reason })
     }
 }

@@ -127,19 +127,7 @@ pub async fn run(
                 dead.inc();
                 debug!(subject = %message.subject, reason = %rejection.reason, "ingest message dead-lettered");
                 let reason = format!("event {}: {}", rejection.index, rejection.reason);
-                let stored = nats::dead_letter(
-                    &context.jetstream,
-                    &context.subjects,
-                    "collector",
-                    &reason,
-                    &message.subject,
-                    message.payload.clone(),
-                )
-                .await;
-                if let Err(err) = stored {
-                    // Still counted and logged; a requester is told the reason below.
-                    warn!(error = format!("{err:#}"), reason = %reason, "dead letter not stored");
-                }
+                dead_letter(&context, &reason, message).await;
             }
             outcomes.push(Outcome { accepted: accepted.len(), rejected });
             envelopes.extend(accepted);
@@ -163,6 +151,23 @@ pub async fn run(
     // state for us, so agents that want certainty use requests and retry.
     let _ = subscriber.unsubscribe().await;
     Ok(())
+}
+
+/// Dead-letters `message` as it came, with `reason`. A dead letter that cannot be stored is
+/// logged: the refusal is still counted, and a requester is still told the reason.
+pub(crate) async fn dead_letter(context: &Context, reason: &str, message: &async_nats::Message) {
+    let stored = nats::dead_letter(
+        &context.jetstream,
+        &context.subjects,
+        "collector",
+        reason,
+        &message.subject,
+        message.payload.clone(),
+    )
+    .await;
+    if let Err(err) = stored {
+        warn!(error = format!("{err:#}"), reason = %reason, "dead letter not stored");
+    }
 }
 
 #[cfg(test)]
