@@ -134,6 +134,9 @@ pub enum Event {
         family: ModelFamily,
         /// 0 (lowest) to 9 (highest).
         priority: u8,
+        /// Tasks that must finish before this one may start (at most 32).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        depends_on: Vec<String>,
     },
     TaskAssigned {
         task_id: String,

@@ -104,6 +104,9 @@ fn check_pct(field: &'static str, value: f32) -> Result<(), Invalid> {
     check_range(field, f64::from(value), 0.0, 100.0)
 }
 
+/// Most tasks one task may wait for.
+pub const MAX_DEPENDENCIES: usize = 32;
+
 /// The rules every canonical event obeys, whatever its source.
 pub fn validate(event: &Event) -> Result<(), Invalid> {
     for (field, value) in event.tokens() {
@@ -125,11 +128,20 @@ pub fn validate(event: &Event) -> Result<(), Invalid> {
             check_range("capabilities.slots", f64::from(capabilities.slots), 1.0, 4096.0)?;
             check_range("capabilities.memory_gb", f64::from(capabilities.memory_gb), 0.0, 1e6)?;
         }
-        Event::TaskQueued { model, priority, .. } => {
+        Event::TaskQueued { task_id, model, priority, depends_on, .. } => {
             if model.trim().is_empty() {
                 return Err(Invalid::Empty("model"));
             }
             check_range("priority", f64::from(*priority), 0.0, 9.0)?;
+            if depends_on.len() > MAX_DEPENDENCIES {
+                return Err(Invalid::Bad(format!("depends_on has {} tasks, over {MAX_DEPENDENCIES}", depends_on.len())));
+            }
+            for dependency in depends_on {
+                check_id("depends_on", dependency)?;
+                if dependency == task_id {
+                    return Err(Invalid::Bad(format!("task {task_id:?} cannot depend on itself")));
+                }
+            }
         }
         Event::AlertRaised { title, message, metrics, .. } => {
             check_filled("title", title, 200)?;

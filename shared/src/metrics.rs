@@ -71,6 +71,30 @@ pub struct Utilisation {
     pub network: f64,
 }
 
+/// Recovery as counts since the stream began (the archive keeps them per tick, so their
+/// trend can be read back).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultCounts {
+    pub recovery_actions: u64,
+    pub recovery_actions_succeeded: u64,
+    /// Workers that went offline, and of those, came back.
+    pub outages: u64,
+    pub recoveries: u64,
+    /// Mean time from a worker going offline to its return, over recoveries, ms.
+    pub mean_time_to_recovery_ms: f64,
+}
+
+/// A component's health (the coordinator, the load balancer), from its `component_status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComponentState {
+    pub health: crate::event::ComponentHealth,
+    pub message: String,
+    /// Since when it has been in this health, ms.
+    pub since: i64,
+    /// Its last report, ms.
+    pub reported_at: i64,
+}
+
 /// The fleet as a whole, once per tick on `<prefix>.metrics.system`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SystemMetrics {
@@ -89,6 +113,11 @@ pub struct SystemMetrics {
     pub utilisation: Utilisation,
     /// The FLEET_EVENTS sequence this state reflects.
     pub events_seq: u64,
+    #[serde(default)]
+    pub faults: FaultCounts,
+    /// Components by name, as they last reported.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub components: std::collections::BTreeMap<String, ComponentState>,
 }
 
 impl SystemMetrics {
@@ -125,6 +154,11 @@ impl SystemMetrics {
             ("utilisation_gpu", utilisation.gpu),
             ("utilisation_memory", utilisation.memory),
             ("utilisation_network", utilisation.network),
+            ("faults_recovery_actions", self.faults.recovery_actions as f64),
+            ("faults_recovery_actions_succeeded", self.faults.recovery_actions_succeeded as f64),
+            ("faults_outages", self.faults.outages as f64),
+            ("faults_recoveries", self.faults.recoveries as f64),
+            ("faults_mean_time_to_recovery_ms", self.faults.mean_time_to_recovery_ms),
             // Which events the tick's figures reflect: the archive replays up to it.
             ("events_seq", self.events_seq as f64),
         ]
@@ -242,6 +276,19 @@ pub struct GroupStats {
     pub success_rate: f64,
     /// Processing time over the group's last completions.
     pub duration_ms: Summary,
+    /// A model's family (model groups only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<crate::event::ModelFamily>,
+    /// Queue time over the group's last starts.
+    #[serde(default)]
+    pub queue_time_ms: Summary,
+    /// Share (0..=1) of the group's last assignments that went to a best-fit worker.
+    #[serde(default = "one")]
+    pub best_fit_ratio: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// How well a hardware kind runs a model family, 0..=100 (docs/METRICS.md).
@@ -264,11 +311,53 @@ pub struct Rate {
     pub runs: u64,
 }
 
+/// One kind of recovery action: how often it was taken and how often it worked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionStats {
+    pub action: String,
+    pub taken: u64,
+    pub succeeded: u64,
+    /// succeeded / taken.
+    pub success_rate: f64,
+}
+
+/// Failures with one error text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorCount {
+    pub error: String,
+    pub count: u64,
+}
+
+/// Failures of one model family on one hardware kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairRate {
+    pub hardware: crate::event::HardwareKind,
+    pub family: crate::event::ModelFamily,
+    /// failed / (completed + failed).
+    pub rate: f64,
+    pub failed: u64,
+    pub runs: u64,
+}
+
 /// Resilience: where failures happen and how fast the fleet recovers.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FaultTolerance {
     pub failure_rate_by_hardware: Vec<Rate>,
     pub failure_rate_by_model: Vec<Rate>,
+    /// Per hardware kind and family, for the pairs that ran.
+    #[serde(default)]
+    pub failure_rate_by_pair: Vec<PairRate>,
+    /// Each recovery action and how well it worked.
+    #[serde(default)]
+    pub recovery_by_action: Vec<ActionStats>,
+    /// Retried tasks that then completed, and those that failed again.
+    #[serde(default)]
+    pub retries_recovered: u64,
+    #[serde(default)]
+    pub retries_failed_again: u64,
+    /// The most frequent error texts, most frequent first (at most 20).
+    #[serde(default)]
+    pub top_errors: Vec<ErrorCount>,
     pub recovery_actions: u64,
     pub recovery_actions_succeeded: u64,
     /// Workers that went offline, and of those, came back.
@@ -322,6 +411,16 @@ pub struct FinishedTask {
     pub total_ms: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Tasks it waited for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// Retries before this end (0: its first run).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 /// Tasks by type, once per tick on `<prefix>.metrics.tasks` and under `tasks` in the

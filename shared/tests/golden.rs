@@ -11,9 +11,11 @@ use shared::alert::{Alert, AlertState, Change, FiringAlerts, Mark, MatchOp, Matc
 use shared::event::{Capabilities, ComponentHealth, Event, HardwareKind, ModelFamily, ReportedStatus};
 use shared::health::{Gauge, HealthReport};
 use shared::metrics::{
-    Compatibility, FaultTolerance, FinishedTask, GroupStats, Rate, Summary, SystemMetrics, TaskCounts, TaskMetrics,
-    Truncated, Utilisation, WorkerCounts, WorkerMetrics, WorkerMetricsBatch, WorkerStatus,
+    ActionStats, Compatibility, ComponentState, ErrorCount, FaultCounts, FaultTolerance, FinishedTask, GroupStats,
+    PairRate, Rate, Summary, SystemMetrics, TaskCounts, TaskMetrics, Truncated, Utilisation, WorkerCounts,
+    WorkerMetrics, WorkerMetricsBatch, WorkerStatus,
 };
+use std::collections::BTreeMap;
 use shared::{Envelope, codec};
 use std::fmt::Debug;
 use std::path::PathBuf;
@@ -85,6 +87,7 @@ fn events_decode() {
             model: "vit-large".into(),
             family: ModelFamily::Vision,
             priority: 7,
+            depends_on: vec![],
         },
         Event::TaskAssigned { task_id: "t-42".into(), worker_id: "cuda-007".into(), best_fit: true },
         Event::TaskStarted { task_id: "t-42".into(), worker_id: "cuda-007".into() },
@@ -155,6 +158,14 @@ fn events_decode() {
         let name = format!("event-{}", event.kind());
         check(&name, envelope_v2("0193a8f0-0000-7000-8000-000000000002", "collector", event));
     }
+    let dependent = Event::TaskQueued {
+        task_id: "t-43".into(),
+        model: "clip-b32".into(),
+        family: ModelFamily::Multimodal,
+        priority: 5,
+        depends_on: vec!["t-41".into(), "t-42".into()],
+    };
+    check("event-task_queued-depends_on", envelope_v2("0193a8f0-0000-7000-8000-000000000013", "collector", dependent));
 }
 
 #[test]
@@ -177,8 +188,32 @@ fn metrics_alerts_and_health_decode() {
         scheduling_efficiency: 0.92,
         utilisation: Utilisation { cpu: 41.0, gpu: 63.0, memory: 40.0, network: 8.0 },
         events_seq: 123_456,
+        faults: FaultCounts::default(),
+        components: BTreeMap::new(),
     };
-    check("metrics-system", envelope("0193a8f0-0000-7000-8000-000000000002", "processor", system));
+    check("metrics-system", envelope("0193a8f0-0000-7000-8000-000000000002", "processor", system.clone()));
+    // Recovery counts and the components' health, added later.
+    let with_faults = SystemMetrics {
+        faults: FaultCounts {
+            recovery_actions: 14,
+            recovery_actions_succeeded: 12,
+            outages: 6,
+            recoveries: 5,
+            mean_time_to_recovery_ms: 48_000.0,
+        },
+        components: [(
+            "coordinator".to_owned(),
+            ComponentState {
+                health: ComponentHealth::Degraded,
+                message: "queue above 500".into(),
+                since: TIME - 30_000,
+                reported_at: TIME - 2_000,
+            },
+        )]
+        .into(),
+        ..system
+    };
+    check("metrics-system-faults", envelope("0193a8f0-0000-7000-8000-000000000012", "processor", with_faults));
     let worker = WorkerMetrics {
         time: TIME,
         worker_id: "cuda-007".into(),
@@ -229,6 +264,9 @@ fn metrics_alerts_and_health_decode() {
         throughput_per_min: 9.0,
         success_rate: 0.957,
         duration_ms: Summary { count: 45, mean: 4000.0, p50: 3800.0, p95: 7000.0, p99: 9000.0 },
+        family: None,
+        queue_time_ms: Summary::default(),
+        best_fit_ratio: 1.0,
     };
     let failure = FinishedTask {
         task_id: "t-42".into(),
@@ -243,6 +281,8 @@ fn metrics_alerts_and_health_decode() {
         processing_ms: 3000.0,
         total_ms: 4200.0,
         error: Some("CUDA out of memory".into()),
+        depends_on: Vec::new(),
+        attempts: 0,
     };
     let tasks = TaskMetrics {
         time: TIME,
@@ -263,11 +303,47 @@ fn metrics_alerts_and_health_decode() {
             outages: 2,
             recoveries: 1,
             mean_time_to_recovery_ms: 45_000.0,
+            ..FaultTolerance::default()
         },
         finished: Truncated { items: vec![failure.clone()], total: 1, truncated: false },
-        recent_failures: Truncated { items: vec![failure], total: 7, truncated: true },
+        recent_failures: Truncated { items: vec![failure.clone()], total: 7, truncated: true },
     };
-    check("metrics-tasks", envelope("0193a8f0-0000-7000-8000-000000000005", "processor", tasks));
+    check("metrics-tasks", envelope("0193a8f0-0000-7000-8000-000000000005", "processor", tasks.clone()));
+    // Scheduling per group, failure patterns and task dependencies, added later.
+    let model = GroupStats {
+        key: "vit-large".into(),
+        family: Some(ModelFamily::Vision),
+        queue_time_ms: Summary { count: 45, mean: 1200.0, p50: 900.0, p95: 4000.0, p99: 6000.0 },
+        best_fit_ratio: 0.85,
+        ..tasks.by_model[0].clone()
+    };
+    let retried = FinishedTask { depends_on: vec!["t-41".into()], attempts: 1, ..failure };
+    let patterns = TaskMetrics {
+        by_model: vec![model],
+        fault_tolerance: FaultTolerance {
+            failure_rate_by_pair: vec![PairRate {
+                hardware: HardwareKind::Cuda,
+                family: ModelFamily::Vision,
+                rate: 0.043,
+                failed: 2,
+                runs: 47,
+            }],
+            recovery_by_action: vec![ActionStats {
+                action: "reassign_tasks".into(),
+                taken: 3,
+                succeeded: 2,
+                success_rate: 2.0 / 3.0,
+            }],
+            retries_recovered: 20,
+            retries_failed_again: 3,
+            top_errors: vec![ErrorCount { error: "CUDA out of memory".into(), count: 2 }],
+            ..tasks.fault_tolerance
+        },
+        finished: Truncated { items: vec![retried.clone()], total: 1, truncated: false },
+        recent_failures: Truncated { items: vec![retried], total: 7, truncated: true },
+        ..tasks
+    };
+    check("metrics-tasks-patterns", envelope("0193a8f0-0000-7000-8000-000000000015", "processor", patterns));
     let alert = Alert {
         alert_id: format!("worker_overloaded-cpu-003-{TIME}"),
         rule: "worker_overloaded".into(),

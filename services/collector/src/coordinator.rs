@@ -235,6 +235,7 @@ impl Seen {
                         model: task.model.clone(),
                         family: task.family.unwrap_or(ModelFamily::Text),
                         priority: task.priority.unwrap_or(5).min(9),
+                        depends_on: vec![],
                     },
                 );
             }

@@ -4,13 +4,23 @@
 use super::state::{FleetState, Limits, Pair, TaskStatus, WorkerState, group_keys};
 use crate::event::{HardwareKind, ModelFamily};
 use crate::metrics::{
-    Compatibility, FaultTolerance, FinishedTask, GroupStats, Rate, Summary, SystemMetrics, TaskCounts, TaskMetrics,
-    Truncated, Utilisation, WorkerCounts, WorkerMetrics, WorkerStatus,
+    ActionStats, Compatibility, ErrorCount, FaultCounts, FaultTolerance, FinishedTask, GroupStats, PairRate, Rate,
+    Summary, SystemMetrics, TaskCounts, TaskMetrics, Truncated, Utilisation, WorkerCounts, WorkerMetrics, WorkerStatus,
 };
 use std::collections::BTreeMap;
 
 /// Throughput counts completions over this much event time, ms.
 const MINUTE_MS: i64 = 60_000;
+/// Error texts listed in the failure patterns.
+const TOP_ERRORS: usize = 20;
+
+/// Share of `true` in `values`; 1 before any.
+fn share_of_true<'a>(values: impl ExactSizeIterator<Item = &'a bool>) -> f64 {
+    match values.len() {
+        0 => 1.0,
+        count => values.filter(|value| **value).count() as f64 / count as f64,
+    }
+}
 
 impl WorkerState {
     pub fn metrics(&self, worker_id: &str, now: i64, limits: &Limits) -> WorkerMetrics {
@@ -91,7 +101,6 @@ impl FleetState {
             }
         }
         let minute_ago = now - MINUTE_MS;
-        let best_fit = self.recent.best_fit.iter().filter(|fit| **fit).count();
         SystemMetrics {
             time: now,
             workers,
@@ -99,10 +108,7 @@ impl FleetState {
             throughput_per_min: self.recent.completions.iter().filter(|time| **time > minute_ago).count() as f64,
             queue_time_ms: Summary::of(self.recent.queue_ms.iter().copied()),
             processing_time_ms: Summary::of(self.recent.processing_ms.iter().copied()),
-            scheduling_efficiency: match self.recent.best_fit.len() {
-                0 => 1.0,
-                assignments => best_fit as f64 / assignments as f64,
-            },
+            scheduling_efficiency: share_of_true(self.recent.best_fit.iter()),
             utilisation: Utilisation {
                 cpu: cpu / connected,
                 gpu: if gpu_workers == 0 { 0.0 } else { gpu / gpu_workers as f64 },
@@ -110,6 +116,22 @@ impl FleetState {
                 network: network / connected,
             },
             events_seq,
+            faults: self.fault_counts(),
+            components: self.components.clone(),
+        }
+    }
+
+    fn fault_counts(&self) -> FaultCounts {
+        let faults = &self.faults;
+        FaultCounts {
+            recovery_actions: faults.recovery_actions,
+            recovery_actions_succeeded: faults.recovery_actions_succeeded,
+            outages: faults.outages,
+            recoveries: faults.recoveries,
+            mean_time_to_recovery_ms: match faults.recoveries {
+                0 => 0.0,
+                recoveries => faults.downtime_ms_total / recoveries as f64,
+            },
         }
     }
 
@@ -145,6 +167,9 @@ impl FleetState {
                 throughput_per_min: group.completions.iter().filter(|time| **time > minute_ago).count() as f64,
                 success_rate: if finished == 0 { 1.0 } else { group.completed as f64 / finished as f64 },
                 duration_ms: Summary::of(group.durations.iter().copied()),
+                family: group.family,
+                queue_time_ms: Summary::of(group.queue_ms.iter().copied()),
+                best_fit_ratio: share_of_true(group.best_fit.iter()),
             };
             match kind {
                 "family" => by_family.push(stats),
@@ -165,21 +190,36 @@ impl FleetState {
                 .collect()
         };
         let faults = &self.faults;
+        let counts = self.fault_counts();
+        let mut top_errors: Vec<ErrorCount> =
+            faults.errors.iter().map(|(error, count)| ErrorCount { error: error.clone(), count: *count }).collect();
+        top_errors.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.error.cmp(&b.error)));
+        top_errors.truncate(TOP_ERRORS);
         TaskMetrics {
             time: now,
             compatibility: self.compatibility(),
             fault_tolerance: FaultTolerance {
                 failure_rate_by_hardware: rates(&by_hardware),
                 failure_rate_by_model: rates(&by_model),
-                recovery_actions: faults.recovery_actions,
-                recovery_actions_succeeded: faults.recovery_actions_succeeded,
-                outages: faults.outages,
-                recoveries: faults.recoveries,
-                mean_time_to_recovery_ms: if faults.recoveries == 0 {
-                    0.0
-                } else {
-                    faults.downtime_ms_total / faults.recoveries as f64
-                },
+                failure_rate_by_pair: self.pair_rates(),
+                recovery_by_action: faults
+                    .actions
+                    .iter()
+                    .map(|(action, count)| ActionStats {
+                        action: action.clone(),
+                        taken: count.taken,
+                        succeeded: count.succeeded,
+                        success_rate: count.succeeded as f64 / count.taken.max(1) as f64,
+                    })
+                    .collect(),
+                retries_recovered: faults.retries_recovered,
+                retries_failed_again: faults.retries_failed_again,
+                top_errors,
+                recovery_actions: counts.recovery_actions,
+                recovery_actions_succeeded: counts.recovery_actions_succeeded,
+                outages: counts.outages,
+                recoveries: counts.recoveries,
+                mean_time_to_recovery_ms: counts.mean_time_to_recovery_ms,
             },
             by_family,
             by_model,
@@ -187,6 +227,27 @@ impl FleetState {
             finished: Truncated::of(finished_since_tick.into_iter(), limits.max_tasks_tracked),
             recent_failures: Truncated::of(self.failed_tasks.iter().rev().cloned(), 50),
         }
+    }
+
+    /// Failure rate per hardware kind and family, for the pairs that ran.
+    fn pair_rates(&self) -> Vec<PairRate> {
+        self.pairs
+            .iter()
+            .filter_map(|(key, pair)| {
+                let (hardware, family) = key.split_once('/')?;
+                let runs = pair.completed + pair.failed;
+                if runs == 0 {
+                    return None;
+                }
+                Some(PairRate {
+                    hardware: parse_hardware(hardware)?,
+                    family: parse_family(family)?,
+                    rate: pair.failed as f64 / runs as f64,
+                    failed: pair.failed,
+                    runs,
+                })
+            })
+            .collect()
     }
 
     /// Per hardware kind and family: success rate times relative speed (see METRICS.md).

@@ -7,7 +7,7 @@
 
 use super::window::{HourCounts, Last};
 use crate::event::{Capabilities, Event, HardwareKind, ModelFamily, ReportedStatus};
-use crate::metrics::{FinishedTask, WorkerStatus};
+use crate::metrics::{ComponentState, FinishedTask, WorkerStatus};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -22,6 +22,12 @@ const COMPLETED_KEPT_MS: i64 = 3600 * 1000;
 const FAILED_KEPT_MS: i64 = 24 * 3600 * 1000;
 /// A failed task not retried within this long leaves the live set, ms.
 const RETRY_WAIT_MS: i64 = 10 * 60_000;
+/// Distinct error texts counted for the failure patterns; later ones count as one more.
+const ERRORS_KEPT: usize = 64;
+/// What an error text longer than this is cut to, in characters.
+const ERROR_CHARS: usize = 200;
+/// The key the errors past [`ERRORS_KEPT`] count under.
+pub const OTHER_ERRORS: &str = "(other errors)";
 
 /// Settings that turn raw figures into statuses and bound memory.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +67,9 @@ pub struct FleetState {
     pub faults: Faults,
     pub completed_tasks: Last<FinishedTask>,
     pub failed_tasks: Last<FinishedTask>,
+    /// The coordinator's and load balancer's health, as they last reported it.
+    #[serde(default)]
+    pub components: BTreeMap<String, ComponentState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,6 +114,12 @@ pub struct TaskState {
     pub worker_id: Option<String>,
     pub hardware: Option<HardwareKind>,
     pub changed_at: i64,
+    /// Tasks it waits for, as it was queued.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// Retries so far (0 for a task on its first run).
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 /// Totals since the stream began: counts never come from a truncated list.
@@ -141,11 +156,32 @@ pub struct Group {
     pub failed: u64,
     pub completions: Last<i64>,
     pub durations: Last<f64>,
+    /// A model's family (model groups only).
+    #[serde(default)]
+    pub family: Option<ModelFamily>,
+    /// Queue times of the group's last starts, and whether its last assignments went to a
+    /// best-fit worker: the group's scheduling efficiency.
+    #[serde(default = "group_window")]
+    pub queue_ms: Last<f64>,
+    #[serde(default = "group_window")]
+    pub best_fit: Last<bool>,
+}
+
+fn group_window<T: Clone>() -> Last<T> {
+    Last::new(GROUP_WINDOW)
 }
 
 impl Default for Group {
     fn default() -> Self {
-        Self { completed: 0, failed: 0, completions: Last::new(usize::MAX), durations: Last::new(GROUP_WINDOW) }
+        Self {
+            completed: 0,
+            failed: 0,
+            completions: Last::new(usize::MAX),
+            durations: group_window(),
+            family: None,
+            queue_ms: group_window(),
+            best_fit: group_window(),
+        }
     }
 }
 
@@ -163,6 +199,34 @@ pub struct Faults {
     pub outages: u64,
     pub recoveries: u64,
     pub downtime_ms_total: f64,
+    /// Per recovery action: how often it was taken and how often it worked.
+    #[serde(default)]
+    pub actions: BTreeMap<String, ActionCount>,
+    /// Retried tasks that then completed, and those that failed again.
+    #[serde(default)]
+    pub retries_recovered: u64,
+    #[serde(default)]
+    pub retries_failed_again: u64,
+    /// Failures per error text (at most [`ERRORS_KEPT`] texts, then [`OTHER_ERRORS`]).
+    #[serde(default)]
+    pub errors: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ActionCount {
+    pub taken: u64,
+    pub succeeded: u64,
+}
+
+impl Faults {
+    fn count_error(&mut self, error: &str) {
+        let error: String = error.chars().take(ERROR_CHARS).collect();
+        let key = match self.errors.contains_key(&error) || self.errors.len() < ERRORS_KEPT {
+            true => error,
+            false => OTHER_ERRORS.to_owned(),
+        };
+        *self.errors.entry(key).or_default() += 1;
+    }
 }
 
 impl WorkerState {
@@ -258,6 +322,7 @@ impl FleetState {
             faults: Faults::default(),
             completed_tasks: Last::new(max_tasks_tracked),
             failed_tasks: Last::new(max_tasks_tracked),
+            components: BTreeMap::new(),
         }
     }
 
@@ -308,9 +373,15 @@ impl FleetState {
             Event::WorkerDeregistered { worker_id, .. } => {
                 self.workers.remove(worker_id);
             }
-            Event::TaskQueued { task_id, model, family, priority } => {
-                let task =
-                    TaskState { model: model.clone(), family: Some(*family), priority: *priority, ..queued(time) };
+            Event::TaskQueued { task_id, model, family, priority, depends_on } => {
+                let task = TaskState {
+                    model: model.clone(),
+                    family: Some(*family),
+                    priority: *priority,
+                    depends_on: depends_on.clone(),
+                    ..queued(time)
+                };
+                self.groups.entry(format!("model:{model}")).or_default().family = Some(*family);
                 self.tasks.insert(task_id.clone(), task);
             }
             Event::TaskAssigned { task_id, worker_id, best_fit } => {
@@ -320,6 +391,10 @@ impl FleetState {
                 task.status = TaskStatus::Assigned;
                 task.worker_id = Some(worker_id.clone());
                 task.hardware = hardware;
+                let task = task.clone();
+                for key in group_keys(&task) {
+                    self.groups.entry(key).or_default().best_fit.push(*best_fit);
+                }
             }
             Event::TaskStarted { task_id, worker_id } => {
                 let hardware = self.hardware_of(worker_id);
@@ -329,7 +404,11 @@ impl FleetState {
                 task.hardware = task.hardware.or(hardware);
                 task.started_at = Some(time);
                 let waited = (time - task.queued_at).max(0) as f64;
+                let task = task.clone();
                 self.recent.queue_ms.push(waited);
+                for key in group_keys(&task) {
+                    self.groups.entry(key).or_default().queue_ms.push(waited);
+                }
             }
             Event::TaskCompleted { task_id, worker_id } => {
                 let mut task = self.tasks.remove(task_id).unwrap_or_else(|| queued(time));
@@ -337,6 +416,9 @@ impl FleetState {
                 task.hardware = task.hardware.or(self.hardware_of(worker_id));
                 let processing_ms = task.started_at.map_or(0.0, |started| (time - started).max(0) as f64);
                 self.totals.completed += 1;
+                if task.attempts > 0 {
+                    self.faults.retries_recovered += 1;
+                }
                 self.recent.completions.push(time);
                 self.recent.processing_ms.push(processing_ms);
                 if let Some(worker) = self.workers.get_mut(worker_id) {
@@ -361,6 +443,7 @@ impl FleetState {
             }
             Event::TaskFailed { task_id, worker_id, error } => {
                 self.totals.failed += 1;
+                self.faults.count_error(error);
                 let hardware = worker_id.as_deref().and_then(|id| self.hardware_of(id));
                 if let Some(worker) = worker_id.as_ref().and_then(|id| self.workers.get_mut(id)) {
                     worker.failed += 1;
@@ -372,6 +455,9 @@ impl FleetState {
                     task.worker_id = worker_id.clone();
                 }
                 let task = task.clone();
+                if task.attempts > 0 {
+                    self.faults.retries_failed_again += 1;
+                }
                 for key in group_keys(&task) {
                     self.groups.entry(key).or_default().failed += 1;
                 }
@@ -382,9 +468,10 @@ impl FleetState {
                 self.failed_tasks.push(finished.clone());
                 return Some(finished);
             }
-            Event::TaskRetried { task_id, .. } => {
+            Event::TaskRetried { task_id, attempt } => {
                 self.totals.retried += 1;
                 let task = self.task(task_id, time);
+                task.attempts = task.attempts.max(*attempt);
                 task.status = TaskStatus::Queued;
                 task.queued_at = time;
                 task.started_at = None;
@@ -395,16 +482,27 @@ impl FleetState {
                 self.totals.cancelled += 1;
                 self.tasks.remove(task_id);
             }
-            Event::RecoveryAction { succeeded, .. } => {
+            Event::RecoveryAction { action, succeeded, .. } => {
                 self.faults.recovery_actions += 1;
+                let count = self.faults.actions.entry(action.clone()).or_default();
+                count.taken += 1;
                 if *succeeded {
                     self.faults.recovery_actions_succeeded += 1;
+                    count.succeeded += 1;
                 }
+            }
+            Event::ComponentStatus { component, health, message } => {
+                let since = match self.components.get(component) {
+                    Some(known) if known.health == *health => known.since,
+                    _ => time,
+                };
+                let state =
+                    ComponentState { health: *health, message: message.clone(), since, reported_at: time };
+                self.components.insert(component.clone(), state);
             }
             // The fleet's state is workers and tasks; the pipeline's reports and alert
             // control are the alerter's.
-            Event::ComponentStatus { .. }
-            | Event::ServiceReport { .. }
+            Event::ServiceReport { .. }
             | Event::Clock {}
             | Event::AlertRaised { .. }
             | Event::AlertAcknowledged { .. }
@@ -464,6 +562,8 @@ fn queued(time: i64) -> TaskState {
         worker_id: None,
         hardware: None,
         changed_at: time,
+        depends_on: Vec::new(),
+        attempts: 0,
     }
 }
 
@@ -486,6 +586,8 @@ fn finished(task_id: &str, task: &TaskState, time: i64, succeeded: bool, error: 
         processing_ms: (time - started).max(0) as f64,
         total_ms: (time - task.created_at).max(0) as f64,
         error,
+        depends_on: task.depends_on.clone(),
+        attempts: task.attempts,
     }
 }
 
@@ -541,6 +643,7 @@ mod tests {
                     model: "bert-base".into(),
                     family: ModelFamily::Text,
                     priority: 5,
+                    depends_on: vec![],
                 },
             ),
             (
@@ -550,6 +653,7 @@ mod tests {
                     model: "vit-large".into(),
                     family: ModelFamily::Vision,
                     priority: 5,
+                    depends_on: vec![],
                 },
             ),
             (
@@ -559,6 +663,7 @@ mod tests {
                     model: "detr".into(),
                     family: ModelFamily::Vision,
                     priority: 5,
+                    depends_on: vec![],
                 },
             ),
             (2_000, Event::TaskAssigned { task_id: task("t1"), worker_id: "a".into(), best_fit: true }),
@@ -612,6 +717,7 @@ mod tests {
                     model: "bert-base".into(),
                     family: ModelFamily::Text,
                     priority: 1,
+                    depends_on: vec![],
                 },
             );
             state.apply(2_000, &Event::TaskStarted { task_id: task_id.clone(), worker_id: "b".into() });
@@ -647,5 +753,69 @@ mod tests {
             restored.apply(*time, event);
         }
         assert_eq!(restored, whole);
+    }
+
+    #[test]
+    fn scheduling_recovery_and_failure_patterns_are_counted() {
+        let mut state = FleetState::default();
+        for (time, event) in lifecycle() {
+            state.apply(time, &event);
+        }
+        // t2 was retried after failing with "oom"; it now fails again, then completes.
+        state.apply(9_000, &Event::TaskStarted { task_id: "t2".into(), worker_id: "b".into() });
+        state.apply(9_500, &Event::TaskFailed { task_id: "t2".into(), worker_id: Some("b".into()), error: "oom".into() });
+        state.apply(9_500, &Event::TaskRetried { task_id: "t2".into(), attempt: 2 });
+        state.apply(9_600, &Event::TaskStarted { task_id: "t2".into(), worker_id: "a".into() });
+        state.apply(9_900, &Event::TaskCompleted { task_id: "t2".into(), worker_id: "a".into() });
+        for succeeded in [true, false, true] {
+            let action = Event::RecoveryAction {
+                component: "coordinator".into(),
+                action: "reassign_tasks".into(),
+                target: None,
+                succeeded,
+            };
+            state.apply(9_900, &action);
+        }
+        let status = |health, message: &str| Event::ComponentStatus {
+            component: "coordinator".into(),
+            health,
+            message: message.into(),
+        };
+        state.apply(1_000, &status(crate::event::ComponentHealth::Healthy, "up"));
+        state.apply(5_000, &status(crate::event::ComponentHealth::Healthy, "still up"));
+        state.apply(6_000, &status(crate::event::ComponentHealth::Degraded, "slow"));
+
+        let tasks = state.task_metrics(10_000, Vec::new(), &LIMITS);
+        let faults = &tasks.fault_tolerance;
+        assert_eq!((faults.retries_recovered, faults.retries_failed_again), (1, 1));
+        assert_eq!(faults.top_errors, vec![crate::metrics::ErrorCount { error: "oom".into(), count: 2 }]);
+        let reassign = &faults.recovery_by_action[0];
+        assert_eq!((reassign.action.as_str(), reassign.taken, reassign.succeeded), ("reassign_tasks", 3, 2));
+        let vision = tasks.by_family.iter().find(|group| group.key == "vision").expect("vision");
+        // t2 went to b (not a best fit); t3 was never assigned.
+        assert_eq!(vision.best_fit_ratio, 0.0);
+        assert_eq!(vision.queue_time_ms.count, 3, "t2 started three times");
+        let vit = tasks.by_model.iter().find(|group| group.key == "vit-large").expect("vit-large");
+        assert_eq!(vit.family, Some(ModelFamily::Vision));
+        let text = tasks.by_family.iter().find(|group| group.key == "text").expect("text");
+        assert_eq!((text.best_fit_ratio, text.queue_time_ms.p50), (1.0, 2_000.0));
+
+        let system = state.system_metrics(10_000, 0, &LIMITS);
+        assert_eq!((system.faults.recovery_actions, system.faults.recovery_actions_succeeded), (3, 2));
+        let coordinator = &system.components["coordinator"];
+        assert_eq!((coordinator.since, coordinator.reported_at, coordinator.message.as_str()), (6_000, 6_000, "slow"));
+    }
+
+    #[test]
+    fn error_texts_are_bounded() {
+        let mut faults = Faults::default();
+        for n in 0..ERRORS_KEPT + 10 {
+            faults.count_error(&format!("error {n}"));
+        }
+        faults.count_error(&"x".repeat(10 * ERROR_CHARS));
+        assert_eq!(faults.errors.len(), ERRORS_KEPT + 1);
+        assert_eq!(faults.errors[OTHER_ERRORS], 11);
+        faults.count_error("error 3");
+        assert_eq!(faults.errors["error 3"], 2, "a known text still counts as itself");
     }
 }

@@ -5,6 +5,8 @@
 //! arrive (with bursts that build queues), the load balancer places them by priority and
 //! fit, they run for a time that depends on model and hardware, some fail (more on
 //! hardware that suits them badly) and are retried, workers run hot, drop out and return.
+//! Some tasks depend on others: they wait until those finish, and are cancelled when one
+//! fails for good.
 
 mod catalog;
 mod rng;
@@ -12,6 +14,7 @@ mod rng;
 use catalog::{MODELS, Model, capabilities_of, fragility, hardware_of, mean_run_ms, speed};
 use rng::Rng;
 use serde::{Deserialize, Serialize};
+use std::collections::{HashSet, VecDeque};
 use shared::event::{ComponentHealth, Event, HardwareKind, ModelFamily, ReportedStatus};
 
 /// `[collector.demo]`
@@ -55,6 +58,12 @@ const BURST_EVERY_MINUTES: i64 = 4;
 const MAX_RETRIES: u32 = 2;
 /// How long a task waits for a best-fit worker before the balancer takes any that can run it, ms.
 const PATIENCE_MS: i64 = 15_000;
+/// Share of new tasks that depend on one or two tasks queued shortly before them.
+const DEPENDENT_SHARE: f64 = 0.08;
+/// How many of the latest tasks a new one may depend on.
+const RECENT_TASKS: usize = 32;
+/// Chance that restarting a lost worker works (it is back in 20 to 40 s, else 60 to 90 s).
+const RESTART_WORKS: f64 = 0.7;
 
 struct Worker {
     id: String,
@@ -80,6 +89,7 @@ struct Task {
     priority: u8,
     attempt: u32,
     queued_at: i64,
+    depends_on: Vec<String>,
 }
 
 pub struct Fleet {
@@ -87,6 +97,10 @@ pub struct Fleet {
     rng: Rng,
     workers: Vec<Worker>,
     queue: Vec<Task>,
+    /// Tasks queued, waiting or running, by id: what a dependent task waits for.
+    unfinished: HashSet<String>,
+    /// The latest tasks queued, for new tasks to depend on.
+    recent: VecDeque<String>,
     run_id: String,
     next_task: u64,
     last_step: i64,
@@ -119,6 +133,8 @@ impl Fleet {
             rng,
             workers,
             queue: Vec::new(),
+            unfinished: HashSet::new(),
+            recent: VecDeque::with_capacity(RECENT_TASKS),
             run_id: format!("{:x}", now / 1000),
             next_task: 0,
             last_step: now,
@@ -198,12 +214,22 @@ impl Fleet {
                 .unwrap_or(&MODELS[0]);
             let priority = (self.rng.normal() * 1.8 + 5.0).round().clamp(0.0, 9.0) as u8;
             self.next_task += 1;
+            let mut depends_on = Vec::new();
+            if !self.recent.is_empty() && self.rng.chance(DEPENDENT_SHARE) {
+                for _ in 0..1 + self.rng.below(2) {
+                    let dependency = &self.recent[self.rng.below(self.recent.len())];
+                    if !depends_on.contains(dependency) {
+                        depends_on.push(dependency.clone());
+                    }
+                }
+            }
             let task = Task {
                 id: format!("t-{}-{}", self.run_id, self.next_task),
                 model,
                 priority,
                 attempt: 0,
                 queued_at: now,
+                depends_on: depends_on.clone(),
             };
             events.push((
                 now,
@@ -212,8 +238,14 @@ impl Fleet {
                     model: model.name.into(),
                     family: model.family,
                     priority,
+                    depends_on,
                 },
             ));
+            if self.recent.len() == RECENT_TASKS {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(task.id.clone());
+            self.unfinished.insert(task.id.clone());
             self.queue.push(task);
         }
     }
@@ -252,8 +284,13 @@ impl Fleet {
                 worker.hot_until = Some(now + self.rng.range(45_000.0, 120_000.0) as i64);
             }
             if self.rng.chance(self.config.disconnect_rate * elapsed_s) {
+                let restarted = self.rng.chance(RESTART_WORKS);
+                let away_ms = match restarted {
+                    true => self.rng.range(20_000.0, 40_000.0),
+                    false => self.rng.range(60_000.0, 90_000.0),
+                };
                 let worker = &mut self.workers[index];
-                worker.offline_until = Some(now + self.rng.range(20_000.0, 90_000.0) as i64);
+                worker.offline_until = Some(now + away_ms as i64);
                 let lost: Vec<Run> = worker.tasks.drain(..).collect();
                 let worker_id = worker.id.clone();
                 events.push((
@@ -272,8 +309,17 @@ impl Fleet {
                     Event::RecoveryAction {
                         component: "coordinator".into(),
                         action: "reassign_tasks".into(),
-                        target: Some(worker_id),
+                        target: Some(worker_id.clone()),
                         succeeded: true,
+                    },
+                ));
+                events.push((
+                    now,
+                    Event::RecoveryAction {
+                        component: "coordinator".into(),
+                        action: "restart_worker".into(),
+                        target: Some(worker_id),
+                        succeeded: restarted,
                     },
                 ));
             }
@@ -299,6 +345,7 @@ impl Fleet {
                 if run.fails {
                     failed.push((run.task, worker.id.clone()));
                 } else {
+                    self.unfinished.remove(&run.task.id);
                     events.push((now, Event::TaskCompleted { task_id: run.task.id, worker_id: worker.id.clone() }));
                 }
             }
@@ -329,6 +376,25 @@ impl Fleet {
             task.attempt += 1;
             events.push((now, Event::TaskRetried { task_id: task.id.clone(), attempt: task.attempt }));
             self.queue.push(task);
+        } else {
+            self.given_up(now, task.id, events);
+        }
+    }
+
+    /// A task that will not finish: the queued tasks that depend on it (and on those) are
+    /// cancelled.
+    fn given_up(&mut self, now: i64, task_id: String, events: &mut Vec<(i64, Event)>) {
+        let mut gone = vec![task_id];
+        while let Some(task_id) = gone.pop() {
+            self.unfinished.remove(&task_id);
+            let (dependents, others): (Vec<Task>, Vec<Task>) =
+                std::mem::take(&mut self.queue).into_iter().partition(|task| task.depends_on.contains(&task_id));
+            self.queue = others;
+            for dependent in dependents {
+                let reason = format!("dependency {task_id} failed");
+                events.push((now, Event::TaskCancelled { task_id: dependent.id.clone(), reason }));
+                gone.push(dependent.id);
+            }
         }
     }
 
@@ -362,6 +428,10 @@ impl Fleet {
         }
         let queue = std::mem::take(&mut self.queue);
         for task in queue {
+            if task.depends_on.iter().any(|dependency| self.unfinished.contains(dependency)) {
+                self.queue.push(task);
+                continue;
+            }
             let family = task.model.family;
             let best_speed = best_speed_of(family);
             let mut kinds: Vec<&mut (HardwareKind, Vec<usize>)> =
@@ -464,6 +534,42 @@ mod tests {
         assert!(count("task_retried") > 0, "failures are retried");
         let hot = events.iter().any(|(_, event)| matches!(event, Event::Heartbeat { cpu_pct, .. } if *cpu_pct > 94.0));
         assert!(hot, "some worker runs hot within ten minutes");
+    }
+
+    #[test]
+    fn dependent_tasks_start_only_after_their_dependencies_finish() {
+        let events = run(42, 900);
+        let mut finished = HashSet::new();
+        let mut depends: std::collections::HashMap<&str, &Vec<String>> = Default::default();
+        let mut started_dependents = 0;
+        for (_, event) in &events {
+            match event {
+                Event::TaskQueued { task_id, depends_on, .. } if !depends_on.is_empty() => {
+                    depends.insert(task_id, depends_on);
+                }
+                Event::TaskStarted { task_id, .. } => {
+                    if let Some(dependencies) = depends.get(task_id.as_str()) {
+                        let open: Vec<_> = dependencies.iter().filter(|dep| !finished.contains(dep.as_str())).collect();
+                        assert!(open.is_empty(), "{task_id} started before {open:?} finished");
+                        started_dependents += 1;
+                    }
+                }
+                Event::TaskCompleted { task_id, .. } => {
+                    finished.insert(task_id.as_str());
+                }
+                Event::TaskCancelled { reason, .. } => assert!(reason.starts_with("dependency "), "{reason}"),
+                _ => {}
+            }
+        }
+        assert!(started_dependents > 10, "dependent tasks run: {started_dependents}");
+        let restarts: Vec<bool> = events
+            .iter()
+            .filter_map(|(_, event)| match event {
+                Event::RecoveryAction { action, succeeded, .. } if action == "restart_worker" => Some(*succeeded),
+                _ => None,
+            })
+            .collect();
+        assert!(restarts.contains(&true), "restarts work: {restarts:?}");
     }
 }
 
