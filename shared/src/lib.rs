@@ -17,6 +17,8 @@ pub mod health;
 pub mod ingest;
 pub mod metrics;
 pub mod nats;
+pub mod paging;
+pub mod query;
 pub mod service;
 pub mod silence;
 pub mod snapshot;

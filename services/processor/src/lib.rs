@@ -2,10 +2,12 @@
 //! from it. Every tick it publishes `<prefix>.metrics.system` and `<prefix>.metrics.tasks`
 //! (the latest of each also under `system` and `tasks` in the state bucket, written when
 //! they change) and the per-worker metrics in batches (`publish`). It answers
+//! `<prefix>.query.processor.tasks` with the live tasks, paged (`tasks`), and
 //! `<prefix>.query.processor.state` with its whole state (MessagePack), for tests and
 //! debugging.
 
 mod publish;
+mod tasks;
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -67,7 +69,9 @@ impl Service for Processor {
         if feed.last_seq == 0 {
             state = FleetState::new(config.max_tasks_tracked);
         }
-        let queries = context.client.subscribe(context.subjects.query("processor.state")).await?;
+        // A snapshot keeps the bound it was saved with; the setting applies after a restart.
+        state.set_max_tasks_tracked(config.max_tasks_tracked);
+        let queries = context.client.subscribe(context.subjects.query("processor.>")).await?;
         Ok(Self { context, config, feed, state, bucket, queries })
     }
 
@@ -104,7 +108,7 @@ impl Service for Processor {
                     tick_micros.add(started.elapsed().as_micros() as u64);
                 }
                 _ = snapshot.tick() => feed.checkpoint(&state).await,
-                Some(query) = queries.next() => answer_state_query(&context, query, feed.last_seq, &state).await,
+                Some(query) = queries.next() => answer_query(&context, query, feed.last_seq, &state).await,
                 next = feed.next() => {
                     let Some((_, envelope)) = next else { break };
                     if let Some(task) = state.apply(envelope.time, &envelope.payload) {
@@ -119,16 +123,38 @@ impl Service for Processor {
     }
 }
 
-/// Answers `processor.state` with `[seq, state]`; a state too large for one message gets
-/// an error text instead (a query never stops the processor).
-async fn answer_state_query(context: &Context, query: async_nats::Message, seq: u64, state: &FleetState) {
+/// Answers `processor.tasks` (JSON) and `processor.state` (`[seq, state]` as MessagePack;
+/// a state too large for one message gets an error text instead). A query never stops the
+/// processor: a bad one is answered with its reason.
+async fn answer_query(context: &Context, query: async_nats::Message, seq: u64, state: &FleetState) {
     let Some(reply) = query.reply else { return };
-    let payload = match codec::encode(&(seq, state)) {
-        Ok(payload) if payload.len() as u64 <= context.client.server_info().max_payload as u64 => payload,
-        Ok(payload) => {
-            format!("error: the state is {} bytes, over the server's max_payload", payload.len()).into_bytes().into()
+    let name = query.subject.as_str().rsplit('.').next().unwrap_or_default();
+    let payload: bytes::Bytes = match name {
+        "tasks" => {
+            let asked = match query.payload.iter().all(u8::is_ascii_whitespace) {
+                true => Ok(shared::query::TaskQuery::default()),
+                false => serde_json::from_slice(&query.payload).map_err(|err| format!("not a task query: {err}")),
+            };
+            let answer = asked.and_then(|asked| tasks::answer(state, &asked, now_ms(), seq));
+            let json = match answer {
+                Ok(answer) => serde_json::to_vec(&answer),
+                Err(reason) => serde_json::to_vec(&serde_json::json!({ "error": reason, "status": 400 })),
+            };
+            json.unwrap_or_default().into()
         }
-        Err(err) => format!("error: {err}").into_bytes().into(),
+        "state" => match codec::encode(&(seq, state)) {
+            Ok(payload) if payload.len() as u64 <= context.client.server_info().max_payload as u64 => payload,
+            Ok(payload) => format!("error: the state is {} bytes, over the server's max_payload", payload.len())
+                .into_bytes()
+                .into(),
+            Err(err) => format!("error: {err}").into_bytes().into(),
+        },
+        other => serde_json::to_vec(&serde_json::json!({
+            "error": format!("no query processor.{other}: use processor.tasks or processor.state"),
+            "status": 404,
+        }))
+        .unwrap_or_default()
+        .into(),
     };
     if let Err(err) = context.client.publish(reply, payload).await {
         warn!(error = %err, "state query not answered");

@@ -326,6 +326,13 @@ impl FleetState {
         }
     }
 
+    /// Lists at most `max_tasks_tracked` finished tasks of each kind from now on (a state
+    /// restored from a snapshot keeps the bound it was saved with until told).
+    pub fn set_max_tasks_tracked(&mut self, max_tasks_tracked: usize) {
+        self.completed_tasks.set_capacity(max_tasks_tracked);
+        self.failed_tasks.set_capacity(max_tasks_tracked);
+    }
+
     /// Folds one event in, at its event time. Returns the task it finished, if any.
     pub fn apply(&mut self, time: i64, event: &Event) -> Option<FinishedTask> {
         match event {

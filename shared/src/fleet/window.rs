@@ -23,6 +23,14 @@ impl<T: Clone> Last<T> {
         self.values.push_back(value);
     }
 
+    /// Keeps at most `capacity` values from now on, dropping the oldest beyond it.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity;
+        while self.values.len() > capacity {
+            self.values.pop_front();
+        }
+    }
+
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> + ExactSizeIterator {
         self.values.iter()
     }
@@ -101,5 +109,11 @@ mod tests {
             last.push(value);
         }
         assert_eq!(last.iter().copied().collect::<Vec<_>>(), vec![2, 3]);
+        last.set_capacity(1);
+        assert_eq!(last.iter().copied().collect::<Vec<_>>(), vec![3], "a smaller bound drops the oldest");
+        last.set_capacity(3);
+        last.push(4);
+        last.push(5);
+        assert_eq!(last.len(), 3, "a larger bound holds more");
     }
 }
