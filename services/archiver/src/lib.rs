@@ -10,6 +10,7 @@
 
 mod archive;
 mod decode;
+mod finished;
 mod history;
 mod keeper;
 mod lease;
@@ -63,6 +64,11 @@ pub struct ArchiverConfig {
     pub query_deadline_ms: u64,
     /// How long the active archiver may stay silent before another takes over, s. Default 10.
     pub lease_ttl_secs: u64,
+    /// Keep every task's own events (its life, event by event) for `retention_days`
+    /// (the guide's key). When false, task events go once the fleet snapshot after them is
+    /// archived: each finished task keeps its row in `tasks`, the roll-ups are whole, and the
+    /// file holds a fraction of the events. Default true.
+    pub enable_task_detail_tracking: bool,
 }
 
 impl Default for ArchiverConfig {
@@ -80,6 +86,7 @@ impl Default for ArchiverConfig {
             maintain_every_secs: 60,
             query_deadline_ms: 10_000,
             lease_ttl_secs: 10,
+            enable_task_detail_tracking: true,
         }
     }
 }
@@ -93,6 +100,7 @@ impl ArchiverConfig {
             events_days: self.retention_days,
             alert_days: self.alert_retention_days,
             late_secs: self.late_secs,
+            task_detail: self.enable_task_detail_tracking,
         }
     }
 }

@@ -6,7 +6,7 @@
 //! deadline). The catalogue of queries is in `schemas/archive.md`.
 
 use crate::history;
-use crate::relation::{Params, Relation, rollup_progress};
+use crate::relation::{Cursor, Params, Relation, rollup_progress};
 use crate::store::{DeadlineExceeded, Store};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -109,6 +109,29 @@ impl Queries {
         };
         match name {
             "fleet.at" => self.fleet_at(params).await,
+            "tasks.distribution" => {
+                let queries = crate::finished::distribution(&params, shared::now_ms())?;
+                let buckets = self.rows(queries.buckets_sql).await?;
+                let summary = self.rows(queries.summary_sql).await?.into_iter().next().unwrap_or_default();
+                let mut answer = json!({
+                    "buckets": buckets,
+                    "bounds_ms": crate::finished::BUCKETS_MS,
+                    "start_time": params.start_time,
+                    "end_time": params.end_time,
+                });
+                for (key, value) in summary {
+                    answer[key] = value;
+                }
+                Ok(answer)
+            }
+            "alerts.stats" => {
+                let stats = crate::relation::alert_stats(&params, shared::now_ms())?;
+                let mut answer = json!({ "interval_ms": stats.interval_ms, "timeline": self.rows(stats.timeline_sql).await? });
+                for (name, sql) in stats.counts_sql {
+                    answer[format!("by_{name}")] = json!(self.rows(sql).await?);
+                }
+                Ok(answer)
+            }
             "system.history" | "worker.history" => {
                 let relation = self.relation(name, &params).await?;
                 if relation.points > MAX_POINTS {
@@ -211,11 +234,12 @@ struct Export {
     format: String,
 }
 
-/// Columns of the archive that hold JSON: `events.detail` and `alerts.alert`.
-const JSON_COLUMNS: [&str; 2] = ["detail", "alert"];
+/// Columns of the archive's answers that hold JSON: `events.detail`, `alerts.alert` and a
+/// finished task's `depends_on`.
+const JSON_COLUMNS: [&str; 3] = ["detail", "alert", "depends_on"];
 
 /// Rows of a query as JSON objects (the SQL casts times to ms and JSON to text).
-fn rows_as_json(connection: &mut duckdb::Connection, sql: &str) -> anyhow::Result<Vec<Map<String, Value>>> {
+pub(crate) fn rows_as_json(connection: &mut duckdb::Connection, sql: &str) -> anyhow::Result<Vec<Map<String, Value>>> {
     use duckdb::types::ValueRef;
     let mut statement = connection.prepare(sql)?;
     let mut rows = statement.query([])?;
@@ -287,7 +311,7 @@ fn series(rows: Vec<Map<String, Value>>, resolution: &str, interval_ms: i64, par
 }
 
 /// A page of rows: `items`, whether there are more, and the cursor that continues.
-fn page(name: &str, mut rows: Vec<Map<String, Value>>, params: &Params, relation: &Relation) -> Result<Value, Refused> {
+pub(crate) fn page(name: &str, mut rows: Vec<Map<String, Value>>, params: &Params, relation: &Relation) -> Result<Value, Refused> {
     if name == "task" {
         if rows.is_empty() {
             return Err(not_found(format!(
@@ -297,12 +321,23 @@ fn page(name: &str, mut rows: Vec<Map<String, Value>>, params: &Params, relation
         }
         return Ok(json!({ "task_id": params.task_id, "events": rows }));
     }
-    if relation.cursor_column.is_none() {
+    let Some(cursor) = relation.cursor else {
         return Ok(json!({ "items": rows }));
-    }
+    };
     let limit = params.limit()?;
     let truncated = rows.len() > limit;
     rows.truncate(limit);
-    let next_cursor = truncated.then(|| rows.last().and_then(|row| row.get("seq")).map(Value::to_string)).flatten();
+    let last = rows.last().filter(|_| truncated);
+    let next_cursor = match cursor {
+        Cursor::Seq => last.and_then(|row| row.get("seq")).map(Value::to_string),
+        Cursor::Keyset(column) => {
+            last.map(|row| json!([row.get(column), row.get("task_id")]).to_string())
+        }
+    };
+    if let Cursor::Keyset(column) = cursor {
+        for row in &mut rows {
+            row.remove(column);
+        }
+    }
     Ok(json!({ "items": rows, "truncated": truncated, "next_cursor": next_cursor }))
 }

@@ -28,6 +28,15 @@ pub struct Params {
     pub by: Option<String>,
     pub limit: Option<usize>,
     pub cursor: Option<String>,
+    /// Finished tasks: `completed` or `failed`.
+    pub status: Option<String>,
+    pub model: Option<String>,
+    pub family: Option<String>,
+    pub hardware: Option<String>,
+    /// Task ids containing this text.
+    pub search: Option<String>,
+    pub sort: Option<String>,
+    pub order: Option<String>,
 }
 
 impl Params {
@@ -39,7 +48,7 @@ impl Params {
     }
 
     /// The range asked for, default the last hour; start before end.
-    fn range(&self, now: i64) -> Result<(i64, i64), Refused> {
+    pub(crate) fn range(&self, now: i64) -> Result<(i64, i64), Refused> {
         let end = self.end_time.unwrap_or(now);
         let start = self.start_time.unwrap_or(end - 3_600_000);
         if start >= end {
@@ -57,11 +66,20 @@ pub struct Relation {
     pub interval_ms: i64,
     /// Buckets a series spans: bounded in a reply, not in an export (which streams).
     pub points: i64,
-    /// The column a page's cursor continues after (`seq`), for paged lists.
-    pub cursor_column: Option<&'static str>,
+    /// How a page's cursor continues, for paged lists.
+    pub cursor: Option<Cursor>,
     pub total_sql: Option<String>,
     /// What an export writes when it differs from `sql` (a list's every row, not one page).
     pub export_sql: Option<String>,
+}
+
+/// Where the next page of a list starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cursor {
+    /// After the last `seq` seen (events, alerts: stream order).
+    Seq,
+    /// After the last (value of this column, task id) seen, in the list's order.
+    Keyset(&'static str),
 }
 
 /// Roll-up progress per `<table>.<resolution>`, µs.
@@ -71,13 +89,22 @@ pub fn rollup_progress(connection: &mut duckdb::Connection) -> anyhow::Result<st
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Only these may reach SQL text: ids are subject tokens, names come from fixed lists.
-fn token(what: &str, value: &str) -> Result<String, Refused> {
+/// Only these may reach SQL text: ids are subject tokens, names come from fixed lists,
+/// free text (a model's name) is quoted.
+pub(crate) fn token(what: &str, value: &str) -> Result<String, Refused> {
     shared::subjects::check_token("id", value).map_err(|_| bad(format!("{what} {value:?} is not a valid id")))?;
     Ok(value.to_owned())
 }
 
-fn one_of(what: &str, value: &str, allowed: &[&str]) -> Result<String, Refused> {
+/// `value` as an SQL string literal: printable, at most 200 characters, quotes doubled.
+pub(crate) fn quoted(what: &str, value: &str) -> Result<String, Refused> {
+    if value.is_empty() || value.chars().count() > 200 || value.chars().any(char::is_control) {
+        return Err(bad(format!("{what} {value:?} is not a name (1 to 200 printable characters)")));
+    }
+    Ok(format!("'{}'", value.replace('\'', "''")))
+}
+
+pub(crate) fn one_of(what: &str, value: &str, allowed: &[&str]) -> Result<String, Refused> {
     if allowed.contains(&value) {
         Ok(value.to_owned())
     } else {
@@ -85,7 +112,7 @@ fn one_of(what: &str, value: &str, allowed: &[&str]) -> Result<String, Refused> 
     }
 }
 
-fn timestamp(ms: i64) -> String {
+pub(crate) fn timestamp(ms: i64) -> String {
     format!("make_timestamp({}::BIGINT)", ms.saturating_mul(1000))
 }
 
@@ -101,7 +128,7 @@ impl Relation {
             resolution: "raw",
             interval_ms: 0,
             points: 0,
-            cursor_column: None,
+            cursor: None,
             total_sql: None,
             export_sql: None,
         };
@@ -119,10 +146,12 @@ impl Relation {
                      FROM events WHERE task_id = '{task}' ORDER BY seq"
                 )))
             }
-            "tasks.stats" => Self::task_stats(params, done, now),
+            "tasks.stats" => crate::finished::stats(params, done, now),
+            "tasks.list" => crate::finished::list(params, now),
             "events" | "alerts" => Self::list(name, params),
             other => Err(not_found(format!(
-                "no query {other:?}: use system.history, worker.history, task, tasks.stats, events, alerts, fleet.at or export"
+                "no query {other:?}: use {}",
+                QUERIES.join(", ")
             ))),
         }
     }
@@ -242,42 +271,7 @@ impl Relation {
             },
             interval_ms,
             points: span / interval_ms,
-            cursor_column: None,
-            total_sql: None,
-            export_sql: None,
-        })
-    }
-
-    /// Finished tasks over a range by family, model or hardware: raw rows within their
-    /// retention, roll-ups before.
-    fn task_stats(params: &Params, done: &std::collections::BTreeMap<String, i64>, now: i64) -> Result<Self, Refused> {
-        let (start, end) = params.range(now)?;
-        let by = one_of("by", params.by.as_deref().unwrap_or("family"), &["family", "model", "hardware"])?;
-        let minute_done = done.get("tasks.minute").map(|us| us / 1000).unwrap_or(start);
-        let (start_ts, end_ts, done_ts) = (timestamp(start), timestamp(end), timestamp(minute_done.max(start)));
-        let sql = format!(
-            "SELECT coalesce({by}, 'unknown') AS key, sum(completed)::UBIGINT AS completed, sum(failed)::UBIGINT AS failed,
-                 sum(completed) / greatest(sum(completed) + sum(failed), 1) AS success_rate,
-                 sum(queue_ms_sum) / greatest(sum(completed) + sum(failed), 1) AS mean_queue_ms,
-                 sum(processing_ms_sum) / greatest(sum(completed), 1) AS mean_processing_ms,
-                 max(processing_ms_max) AS max_processing_ms,
-                 sum(completed) / ({} / 60000.0) AS throughput_per_min
-             FROM (
-                 SELECT family, model, hardware, completed, failed, queue_ms_sum, processing_ms_sum, processing_ms_max
-                 FROM task_rollups WHERE resolution = 'minute' AND bucket >= {start_ts} AND bucket < {done_ts} AND bucket < {end_ts}
-                 UNION ALL
-                 SELECT family, model, hardware, succeeded::INT, (NOT succeeded)::INT, queue_ms,
-                     CASE WHEN succeeded THEN processing_ms END, CASE WHEN succeeded THEN processing_ms END
-                 FROM tasks WHERE finished_at >= {done_ts} AND finished_at < {end_ts}
-             ) GROUP BY ALL ORDER BY sum(completed) + sum(failed) DESC, key",
-            end - start
-        );
-        Ok(Relation {
-            sql,
-            resolution: "minute",
-            interval_ms: 0,
-            points: 0,
-            cursor_column: None,
+            cursor: None,
             total_sql: None,
             export_sql: None,
         })
@@ -336,12 +330,75 @@ impl Relation {
             resolution: "raw",
             interval_ms: 0,
             points: 0,
-            cursor_column: Some("seq"),
+            cursor: Some(Cursor::Seq),
             total_sql: Some(format!("SELECT count(*)::UBIGINT AS total FROM {name} WHERE {filtered}")),
             export_sql: Some(format!("SELECT {columns} FROM {name} WHERE {filtered}{after} ORDER BY seq")),
         })
     }
 }
+
+/// `alerts.stats`: the alerts that fired in a range (each occurrence once, at the time it
+/// first fired): a timeline by severity (`interval_ms`, default about 60 buckets) and
+/// counts by rule, severity and source (what raised it: a worker, a task, a model, a
+/// hardware kind, a service, a component, the fleet, or a posting program).
+pub struct AlertStats {
+    pub interval_ms: i64,
+    pub timeline_sql: String,
+    /// `[(name, sql)]`: rows of `key` and `count`.
+    pub counts_sql: Vec<(&'static str, String)>,
+}
+
+pub fn alert_stats(params: &Params, now: i64) -> Result<AlertStats, Refused> {
+    let (start, end) = params.range(now)?;
+    let interval_ms = match params.interval_ms {
+        Some(interval) if interval >= 1000 => interval,
+        Some(interval) => return Err(bad(format!("interval_ms {interval} is under a second"))),
+        None => ((end - start) / 60).max(1000),
+    };
+    if (end - start) / interval_ms > 5000 {
+        return Err(bad(format!("{} buckets is over 5000: ask for a larger interval", (end - start) / interval_ms)));
+    }
+    let fired = format!(
+        "SELECT alert_id, min(time) AS fired_at, any_value(rule) AS rule, any_value(severity) AS severity,
+             CASE WHEN any_value(rule) = 'custom' THEN split_part(any_value(target), '/', 1)
+                  WHEN contains(any_value(target), ':') THEN split_part(any_value(target), ':', 1)
+                  WHEN any_value(target) = 'fleet' THEN 'fleet'
+                  WHEN any_value(rule) LIKE 'task%' THEN 'task'
+                  ELSE 'worker' END AS source
+         FROM alerts WHERE state = 'firing' GROUP BY alert_id
+         HAVING min(time) >= {} AND min(time) < {}",
+        timestamp(start),
+        timestamp(end)
+    );
+    let timeline_sql = format!(
+        "SELECT epoch_ms(time_bucket(INTERVAL {interval_ms} milliseconds, fired_at)) AS time, severity, count(*)::UBIGINT AS count
+         FROM ({fired}) GROUP BY ALL ORDER BY time, severity"
+    );
+    let counts_sql = ["rule", "severity", "source"]
+        .map(|key| {
+            let sql = format!(
+                "SELECT {key} AS key, count(*)::UBIGINT AS count FROM ({fired}) GROUP BY ALL ORDER BY count DESC, key"
+            );
+            (key, sql)
+        })
+        .into();
+    Ok(AlertStats { interval_ms, timeline_sql, counts_sql })
+}
+
+/// Every query the archiver answers.
+pub const QUERIES: &[&str] = &[
+    "system.history",
+    "worker.history",
+    "task",
+    "tasks.list",
+    "tasks.stats",
+    "tasks.distribution",
+    "events",
+    "alerts",
+    "alerts.stats",
+    "fleet.at",
+    "export",
+];
 
 /// Event types, as `type` accepts them.
 const EVENT_TYPES: &[&str] = &[

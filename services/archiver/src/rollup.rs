@@ -29,6 +29,8 @@ pub struct Retention {
     pub alert_days: u32,
     /// How late a row may come and still be rolled up, s.
     pub late_secs: u32,
+    /// Keep task events for `events_days`; else only until a fleet snapshot covers them.
+    pub task_detail: bool,
 }
 
 /// How far each raw table is rolled up (ms), shared with the shapers that count late rows.
@@ -221,5 +223,58 @@ pub fn prune(connection: &Connection, retention: &Retention, now_us: i64) -> any
         let sql = format!("DELETE FROM {table} WHERE {column} < make_timestamp(?::BIGINT)");
         deleted += connection.execute(&sql, [before])?;
     }
+    if !retention.task_detail {
+        // A restart folds from the newest snapshot on, so the task events before it are
+        // needed by nothing but a task's own history.
+        deleted += connection.execute(
+            "DELETE FROM events WHERE starts_with(type, 'task_')
+             AND seq <= (SELECT coalesce(max(seq), 0) FROM fleet_snapshots)",
+            [],
+        )?;
+    }
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_task_detail_task_events_go_once_a_snapshot_covers_them() {
+        let mut connection = Connection::open_in_memory().expect("open");
+        crate::schema::migrate(&mut connection).expect("schema");
+        let now_us = 10 * HOUR_US;
+        let at = |seconds: i64| format!("make_timestamp({}::BIGINT)", now_us - seconds * 1_000_000);
+        connection
+            .execute_batch(&format!(
+                "INSERT INTO events VALUES
+                 (1, 'a', {t1}, 'demo', 'task_queued', NULL, 't-1', NULL),
+                 (2, 'b', {t1}, 'demo', 'worker_registered', 'w-1', NULL, NULL),
+                 (3, 'c', {t1}, 'demo', 'task_started', 'w-1', 't-1', NULL),
+                 (4, 'd', {t2}, 'demo', 'task_completed', 'w-1', 't-1', NULL);
+                 INSERT INTO fleet_snapshots VALUES ({t1}, 3, ''::BLOB);",
+                t1 = at(60),
+                t2 = at(30)
+            ))
+            .expect("rows");
+        let retention = |task_detail| Retention {
+            raw_hours: 24,
+            minute_days: 30,
+            hour_days: 365,
+            events_days: 7,
+            alert_days: 7,
+            late_secs: 120,
+            task_detail,
+        };
+        assert_eq!(prune(&connection, &retention(true), now_us).expect("prunes"), 0, "detail kept");
+        assert_eq!(prune(&connection, &retention(false), now_us).expect("prunes"), 2);
+        let left: Vec<u64> = connection
+            .prepare("SELECT seq FROM events ORDER BY seq")
+            .expect("query")
+            .query_map([], |row| row.get(0))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("seqs");
+        assert_eq!(left, vec![2, 4], "worker events stay, and task events after the snapshot");
+    }
 }

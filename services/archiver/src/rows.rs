@@ -147,7 +147,10 @@ pub fn tasks_batch(rows: &[FinishedTask]) -> Result<RecordBatch, ArrowError> {
         Field::new("processing_ms", DataType::Float64, true),
         Field::new("total_ms", DataType::Float64, true),
         text("error", true),
+        text("depends_on", true),
+        Field::new("attempts", DataType::UInt8, true),
     ]);
+    let depends_on = |task: &FinishedTask| (!task.depends_on.is_empty()).then(|| task.depends_on.join(","));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|task| micros(task.finished_at)))),
         Arc::new(StringArray::from_iter_values(rows.iter().map(|task| task.task_id.as_str()))),
@@ -161,6 +164,8 @@ pub fn tasks_batch(rows: &[FinishedTask]) -> Result<RecordBatch, ArrowError> {
         Arc::new(Float64Array::from_iter_values(rows.iter().map(|task| task.processing_ms))),
         Arc::new(Float64Array::from_iter_values(rows.iter().map(|task| task.total_ms))),
         Arc::new(StringArray::from_iter(rows.iter().map(|task| task.error.as_deref()))),
+        Arc::new(StringArray::from_iter(rows.iter().map(depends_on))),
+        Arc::new(UInt8Array::from_iter_values(rows.iter().map(|task| task.attempts.min(255) as u8))),
     ];
     RecordBatch::try_new(Arc::new(schema), columns)
 }

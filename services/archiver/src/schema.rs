@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use duckdb::Connection;
 
 /// The version this build writes, kept in `schema_version`.
-pub const VERSION: i32 = 3;
+pub const VERSION: i32 = 4;
 
 /// The metrics of a worker sample, as columns of `worker_samples` and names in
 /// `worker_metrics` (`WorkerMetrics::flatten`).
@@ -113,6 +113,13 @@ const MIGRATIONS: &[(i32, &str)] = &[
          DROP TABLE worker_metrics_v2;
          DROP TABLE task_metrics_v2;",
     ),
+    (
+        4,
+        // Finished tasks say what they waited for (task ids, comma-separated) and how often
+        // they were retried.
+        "ALTER TABLE tasks ADD COLUMN depends_on VARCHAR;
+         ALTER TABLE tasks ADD COLUMN attempts UTINYINT;",
+    ),
 ];
 
 /// Creates the tables of a new file or migrates an older one; returns the version found.
@@ -126,6 +133,9 @@ pub fn migrate(connection: &mut Connection) -> anyhow::Result<i32> {
         let transaction = connection.transaction()?;
         transaction.execute_batch(CREATE).context("creating the archive schema")?;
         transaction.execute_batch(VERSION_3).context("creating the archive schema")?;
+        for (_, sql) in MIGRATIONS.iter().filter(|(version, _)| *version > 3) {
+            transaction.execute_batch(sql).context("creating the archive schema")?;
+        }
         set_version(&transaction, VERSION)?;
         transaction.commit()?;
         return Ok(0);
