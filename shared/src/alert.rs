@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -27,6 +28,7 @@ impl Severity {
 /// Where an alert is in its life. Acknowledged and silenced are marks on an alert
 /// ([`Alert::acknowledged`], [`Alert::silenced_by`]), not states: they never hide it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AlertState {
     /// The condition holds but not yet for the rule's `for` duration. Listed, not published.
@@ -47,6 +49,7 @@ impl AlertState {
 
 /// What a published revision changed, so a sink knows whether to notify people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
     /// Pending to firing (or firing from the start).
@@ -63,6 +66,7 @@ pub enum Change {
 
 /// Who did something to an alert, when (event time, ms), and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Mark {
     pub by: String,
     pub at: i64,
@@ -73,6 +77,7 @@ pub struct Mark {
 /// One alert at one revision. The same `alert_id` runs from pending to resolved; each
 /// published change has the next `revision`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Alert {
     /// Stable for one occurrence: `<rule>-<target>-<started_at>`.
     pub alert_id: String,
@@ -135,6 +140,7 @@ impl Alert {
 
 /// The open alerts (pending and firing), kept under `alerts.firing` in the state bucket.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FiringAlerts {
     pub time: i64,
     pub alerts: Vec<Alert>,
@@ -143,6 +149,7 @@ pub struct FiringAlerts {
 /// How a matcher compares a label, as Alertmanager's: equal, not equal, regex (anchored),
 /// not regex.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum MatchOp {
     #[serde(rename = "=")]
     Equal,
@@ -155,6 +162,7 @@ pub enum MatchOp {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Matcher {
     pub name: String,
     #[serde(default = "equal")]
@@ -169,6 +177,7 @@ fn equal() -> MatchOp {
 /// A silence: alerts whose labels match every matcher between `starts_at` and `ends_at`
 /// (event time) keep their state but send no notification to people.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Silence {
     pub silence_id: String,
     pub matchers: Vec<Matcher>,
@@ -190,6 +199,7 @@ impl Silence {
 
 /// The silences not yet over, kept under `alerts.silences` in the state bucket.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Silences {
     pub time: i64,
     pub silences: Vec<Silence>,

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 /// The kinds of hardware a worker offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum HardwareKind {
     Cpu,
@@ -41,6 +42,7 @@ impl HardwareKind {
 
 /// Model families, the seed's task types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ModelFamily {
     Text,
@@ -64,6 +66,7 @@ impl ModelFamily {
 
 /// What a worker offers, as it registers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Capabilities {
     pub hardware: HardwareKind,
     pub cpu_cores: u32,
@@ -92,6 +95,7 @@ pub enum ReportedStatus {
 
 /// Health a component (coordinator, load balancer) reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ComponentHealth {
     Healthy,

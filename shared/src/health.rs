@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthReport {
     pub service: String,
     /// Distinguishes several instances of one service.
@@ -21,6 +22,7 @@ pub struct HealthReport {
 
 /// A value now, such as how far the archiver is behind one stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Gauge {
     /// `<service>_<thing>_<unit>`, without the `fleetwatch_` prefix `/metrics` adds.
     pub name: String,

@@ -134,7 +134,10 @@ pub fn validate(event: &Event) -> Result<(), Invalid> {
             }
             check_range("priority", f64::from(*priority), 0.0, 9.0)?;
             if depends_on.len() > MAX_DEPENDENCIES {
-                return Err(Invalid::Bad(format!("depends_on has {} tasks, over {MAX_DEPENDENCIES}", depends_on.len())));
+                return Err(Invalid::Bad(format!(
+                    "depends_on has {} tasks, over {MAX_DEPENDENCIES}",
+                    depends_on.len()
+                )));
             }
             for dependency in depends_on {
                 check_id("depends_on", dependency)?;

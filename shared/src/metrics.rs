@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Workers by derived status. `idle + busy + overloaded + disconnected == total`;
 /// `active == busy + overloaded` (connected and running work).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerCounts {
     pub total: u64,
     pub active: u64,
@@ -19,6 +20,7 @@ pub struct WorkerCounts {
 /// Tasks by status. `queued`, `assigned`, `running` are current; `completed`, `failed`,
 /// `cancelled`, `retried` are totals since the stream began (never from a truncated list).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskCounts {
     pub queued: u64,
     pub assigned: u64,
@@ -31,6 +33,7 @@ pub struct TaskCounts {
 
 /// A distribution summary over a recent window, in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Summary {
     /// Samples in the window the figures come from.
     pub count: u64,
@@ -64,6 +67,7 @@ impl Summary {
 
 /// Mean utilisation over connected workers, percent. `gpu` averages GPU workers only.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Utilisation {
     pub cpu: f64,
     pub gpu: f64,
@@ -74,6 +78,7 @@ pub struct Utilisation {
 /// Recovery as counts since the stream began (the archive keeps them per tick, so their
 /// trend can be read back).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FaultCounts {
     pub recovery_actions: u64,
     pub recovery_actions_succeeded: u64,
@@ -86,6 +91,7 @@ pub struct FaultCounts {
 
 /// A component's health (the coordinator, the load balancer), from its `component_status`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ComponentState {
     pub health: crate::event::ComponentHealth,
     pub message: String,
@@ -97,6 +103,7 @@ pub struct ComponentState {
 
 /// The fleet as a whole, once per tick on `<prefix>.metrics.system`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SystemMetrics {
     /// Event time of the tick, ms since the epoch.
     pub time: i64,
@@ -185,6 +192,7 @@ mod tests {
 
 /// A worker's derived status; exactly one at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WorkerStatus {
     Idle,
@@ -207,6 +215,7 @@ impl WorkerStatus {
 /// One worker, once per tick on `<prefix>.metrics.worker.<id>` and under `worker.<id>`
 /// in the state bucket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerMetrics {
     pub time: i64,
     pub worker_id: String,
@@ -263,6 +272,7 @@ impl WorkerMetrics {
 
 /// Figures for one group of tasks: a model family, a model or a hardware kind.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupStats {
     pub key: String,
     pub queued: u64,
@@ -293,6 +303,7 @@ fn one() -> f64 {
 
 /// How well a hardware kind runs a model family, 0..=100 (docs/METRICS.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Compatibility {
     pub hardware: crate::event::HardwareKind,
     pub family: crate::event::ModelFamily,
@@ -303,6 +314,7 @@ pub struct Compatibility {
 
 /// A rate per key (a hardware kind or a model).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rate {
     pub key: String,
     /// failed / (completed + failed).
@@ -313,6 +325,7 @@ pub struct Rate {
 
 /// One kind of recovery action: how often it was taken and how often it worked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActionStats {
     pub action: String,
     pub taken: u64,
@@ -323,6 +336,7 @@ pub struct ActionStats {
 
 /// Failures with one error text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorCount {
     pub error: String,
     pub count: u64,
@@ -330,6 +344,7 @@ pub struct ErrorCount {
 
 /// Failures of one model family on one hardware kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PairRate {
     pub hardware: crate::event::HardwareKind,
     pub family: crate::event::ModelFamily,
@@ -341,6 +356,7 @@ pub struct PairRate {
 
 /// Resilience: where failures happen and how fast the fleet recovers.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FaultTolerance {
     pub failure_rate_by_hardware: Vec<Rate>,
     pub failure_rate_by_model: Vec<Rate>,
@@ -369,6 +385,7 @@ pub struct FaultTolerance {
 
 /// A list that may be cut: `total` says how many there were, `truncated` whether all are here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Truncated<T> {
     pub items: Vec<T>,
     pub total: u64,
@@ -391,6 +408,7 @@ impl<T> Truncated<T> {
 
 /// A task that finished (completed or, finally, failed), with its timings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FinishedTask {
     pub task_id: String,
     pub model: String,
@@ -426,6 +444,7 @@ fn is_zero(value: &u32) -> bool {
 /// Tasks by type, once per tick on `<prefix>.metrics.tasks` and under `tasks` in the
 /// state bucket.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskMetrics {
     pub time: i64,
     pub by_family: Vec<GroupStats>,

@@ -60,6 +60,8 @@ pub enum TaskGroupBy {
     Family,
     Hardware,
     Status,
+    /// `<family>/<hardware>`: where each kind of task runs.
+    Placement,
 }
 
 /// `processor.tasks`: every field optional; filters combine with AND.

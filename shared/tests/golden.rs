@@ -15,8 +15,8 @@ use shared::metrics::{
     PairRate, Rate, Summary, SystemMetrics, TaskCounts, TaskMetrics, Truncated, Utilisation, WorkerCounts,
     WorkerMetrics, WorkerMetricsBatch, WorkerStatus,
 };
-use std::collections::BTreeMap;
 use shared::{Envelope, codec};
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::path::PathBuf;
 

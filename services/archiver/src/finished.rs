@@ -12,9 +12,8 @@ const COLUMNS: &str = "epoch_ms(finished_at) AS finished_at, task_id, model, fam
     coalesce(attempts, 0) AS attempts";
 
 /// Upper bounds of the run-time buckets, ms; the last bucket is everything longer.
-pub const BUCKETS_MS: [u64; 14] = [
-    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 60_000, 120_000, 300_000, 600_000, 1_800_000, 3_600_000,
-];
+pub const BUCKETS_MS: [u64; 14] =
+    [100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 60_000, 120_000, 300_000, 600_000, 1_800_000, 3_600_000];
 
 /// The conditions every finished-task query shares (without the time range).
 fn conditions(params: &Params) -> Result<Vec<String>, Refused> {
@@ -117,11 +116,8 @@ pub fn list(params: &Params, _now: i64) -> Result<Relation, Refused> {
 /// answer for the part of the range they cover (raw rows only within their retention).
 pub fn stats(params: &Params, done: &std::collections::BTreeMap<String, i64>, now: i64) -> Result<Relation, Refused> {
     let (start, end) = params.range(now)?;
-    let by = one_of(
-        "by",
-        params.by.as_deref().unwrap_or("family"),
-        &["family", "model", "hardware", "worker_id", "error"],
-    )?;
+    let by =
+        one_of("by", params.by.as_deref().unwrap_or("family"), &["family", "model", "hardware", "worker_id", "error"])?;
     let conditions = conditions(params)?;
     let rolled = matches!(by.as_str(), "family" | "model" | "hardware")
         && params.status.is_none()
@@ -184,7 +180,8 @@ pub fn distribution(params: &Params, now: i64) -> Result<Distribution, Refused> 
     let mut conditions = range_conditions(params, start, end)?;
     conditions.push("succeeded".to_owned());
     let filtered = conditions.join(" AND ");
-    let cases: String = BUCKETS_MS.iter().map(|bound| format!(" WHEN processing_ms <= {bound} THEN {bound}::UBIGINT")).collect();
+    let cases: String =
+        BUCKETS_MS.iter().map(|bound| format!(" WHEN processing_ms <= {bound} THEN {bound}::UBIGINT")).collect();
     Ok(Distribution {
         buckets_sql: format!(
             "SELECT CASE{cases} END AS le_ms, count(*)::UBIGINT AS count FROM tasks WHERE {filtered}
@@ -238,8 +235,9 @@ mod tests {
                 asked["cursor"] = json!(cursor);
             }
             let relation = list(&params(asked.clone()), 0).expect("sql");
-            let page = crate::query::page("tasks.list", rows(&mut connection, &relation.sql), &params(asked), &relation)
-                .expect("page");
+            let page =
+                crate::query::page("tasks.list", rows(&mut connection, &relation.sql), &params(asked), &relation)
+                    .expect("page");
             seen.extend(page["items"].as_array().expect("items").iter().map(|row| row["task_id"].clone()));
             match page["next_cursor"].as_str() {
                 Some(next) => cursor = Some(next.to_owned()),
@@ -266,8 +264,9 @@ mod tests {
     fn stats_by_error_and_worker_read_the_raw_rows() {
         let mut connection = archive();
         let range = json!({ "start_time": 0, "end_time": 10_000 });
-        let by_error = stats(&params(json!({ "by": "error", "start_time": 0, "end_time": 10_000 })), &Default::default(), 0)
-            .expect("sql");
+        let by_error =
+            stats(&params(json!({ "by": "error", "start_time": 0, "end_time": 10_000 })), &Default::default(), 0)
+                .expect("sql");
         let errors = rows(&mut connection, &by_error.sql);
         assert_eq!(errors.len(), 1);
         assert_eq!((errors[0]["key"].clone(), errors[0]["failed"].clone()), (json!("CUDA out of memory"), json!(2)));

@@ -126,7 +126,8 @@ impl Queries {
             }
             "alerts.stats" => {
                 let stats = crate::relation::alert_stats(&params, shared::now_ms())?;
-                let mut answer = json!({ "interval_ms": stats.interval_ms, "timeline": self.rows(stats.timeline_sql).await? });
+                let mut answer =
+                    json!({ "interval_ms": stats.interval_ms, "timeline": self.rows(stats.timeline_sql).await? });
                 for (name, sql) in stats.counts_sql {
                     answer[format!("by_{name}")] = json!(self.rows(sql).await?);
                 }
@@ -311,7 +312,12 @@ fn series(rows: Vec<Map<String, Value>>, resolution: &str, interval_ms: i64, par
 }
 
 /// A page of rows: `items`, whether there are more, and the cursor that continues.
-pub(crate) fn page(name: &str, mut rows: Vec<Map<String, Value>>, params: &Params, relation: &Relation) -> Result<Value, Refused> {
+pub(crate) fn page(
+    name: &str,
+    mut rows: Vec<Map<String, Value>>,
+    params: &Params,
+    relation: &Relation,
+) -> Result<Value, Refused> {
     if name == "task" {
         if rows.is_empty() {
             return Err(not_found(format!(
@@ -330,9 +336,7 @@ pub(crate) fn page(name: &str, mut rows: Vec<Map<String, Value>>, params: &Param
     let last = rows.last().filter(|_| truncated);
     let next_cursor = match cursor {
         Cursor::Seq => last.and_then(|row| row.get("seq")).map(Value::to_string),
-        Cursor::Keyset(column) => {
-            last.map(|row| json!([row.get(column), row.get("task_id")]).to_string())
-        }
+        Cursor::Keyset(column) => last.map(|row| json!([row.get(column), row.get("task_id")]).to_string()),
     };
     if let Cursor::Keyset(column) = cursor {
         for row in &mut rows {

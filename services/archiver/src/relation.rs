@@ -149,10 +149,7 @@ impl Relation {
             "tasks.stats" => crate::finished::stats(params, done, now),
             "tasks.list" => crate::finished::list(params, now),
             "events" | "alerts" => Self::list(name, params),
-            other => Err(not_found(format!(
-                "no query {other:?}: use {}",
-                QUERIES.join(", ")
-            ))),
+            other => Err(not_found(format!("no query {other:?}: use {}", QUERIES.join(", ")))),
         }
     }
 

@@ -15,21 +15,24 @@
 //! checks each event first, so a person's typo is a 400 here and not a dead letter there.
 //! `by` is whoever the caller says it is: the API has no users of its own.
 
+use crate::api::ErrorBody;
 use crate::history::{Refused, ask, refused};
 use crate::live::Live;
 use axum::Json;
-use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use shared::alert::{Alert, Silence};
 use shared::alert::{ControlReply, Matcher, Severity};
 use shared::event::Event;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// How long the gateway waits for the collector to store an event.
 const WAIT: Duration = Duration::from_secs(5);
@@ -39,16 +42,25 @@ const ARCHIVE_PAGES: usize = 10;
 /// What every handler here answers: a response, or a refusal as `{"error": reason}`.
 type Answer = Result<Response, Refused>;
 
-/// The routes above, merged into [`crate::api::router`] (`GET /api/alerts`, the history, is
-/// there).
-pub fn routes() -> Router<Live> {
-    Router::new()
-        .route("/api/alerts", post(raise))
-        .route("/api/alerts/{alert_id}", get(one))
-        .route("/api/alerts/{alert_id}/ack", post(acknowledge))
-        .route("/api/alerts/{alert_id}/resolve", post(resolve))
-        .route("/api/silences", get(silences).post(create_silence))
-        .route("/api/silences/{silence_id}", delete(delete_silence))
+/// The routes above, merged into [`crate::api::api`] (`GET /api/alerts`, the history, is in
+/// `history`).
+pub fn routes() -> OpenApiRouter<Live> {
+    OpenApiRouter::new()
+        .routes(routes!(raise))
+        .routes(routes!(one))
+        .routes(routes!(acknowledge))
+        .routes(routes!(resolve))
+        .routes(routes!(silences, create_silence))
+        .routes(routes!(delete_silence))
+}
+
+/// What a stored change is answered with: the event's id (and the alert's or silence's).
+#[derive(serde::Serialize, ToSchema)]
+#[allow(dead_code)]
+struct Stored {
+    id: String,
+    alert_id: Option<String>,
+    silence_id: Option<String>,
 }
 
 /// A JSON body, or the reason it is not one: 415 without the JSON content type (which keeps
@@ -97,7 +109,7 @@ async fn store(live: &Live, event: Event) -> Result<String, Refused> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Raise {
     level: Severity,
@@ -115,7 +127,12 @@ fn api() -> String {
     "api".into()
 }
 
-/// `POST /api/alerts`
+/// Raise an alert
+///
+/// A program's own alert (the monitoring guide's `_add_alert`): stored as an event, it
+/// fires at once and stays until resolved by hand.
+#[utoipa::path(post, path = "/api/alerts", tag = "alerts", request_body = Raise,
+    responses((status = 202, body = Stored), (status = 400, body = ErrorBody), (status = 415, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn raise(State(live): State<Live>, raised: Result<Json<Raise>, JsonRejection>) -> Answer {
     let raise = body(raised)?;
     let event = Event::AlertRaised {
@@ -130,7 +147,7 @@ async fn raise(State(live): State<Live>, raised: Result<Json<Raise>, JsonRejecti
 }
 
 /// `{by, comment?}`: who did it and why.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Mark {
     by: String,
@@ -153,7 +170,10 @@ async fn mark(live: Live, alert_id: String, marked: Result<Json<Mark>, JsonRejec
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "alert_id": alert_id }))).into_response())
 }
 
-/// `POST /api/alerts/{alert_id}/ack`
+/// Acknowledge an open alert
+#[utoipa::path(post, path = "/api/alerts/{alert_id}/ack", tag = "alerts", request_body = Mark,
+    params(("alert_id" = String, Path, description = "The alert occurrence")),
+    responses((status = 202, body = Stored), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn acknowledge(
     State(live): State<Live>,
     Path(alert_id): Path<String>,
@@ -162,7 +182,10 @@ async fn acknowledge(
     mark(live, alert_id, marked, false).await
 }
 
-/// `POST /api/alerts/{alert_id}/resolve`
+/// Resolve an open alert by hand
+#[utoipa::path(post, path = "/api/alerts/{alert_id}/resolve", tag = "alerts", request_body = Mark,
+    params(("alert_id" = String, Path, description = "The alert occurrence")),
+    responses((status = 202, body = Stored), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn resolve(
     State(live): State<Live>,
     Path(alert_id): Path<String>,
@@ -171,8 +194,12 @@ async fn resolve(
     mark(live, alert_id, marked, true).await
 }
 
-/// `GET /api/alerts/{alert_id}`: the open alert as the alerter holds it now, else the latest
-/// revision the archive has.
+/// One alert
+///
+/// The open alert as the alerter holds it now, else the latest revision the archive has.
+#[utoipa::path(get, path = "/api/alerts/{alert_id}", tag = "alerts",
+    params(("alert_id" = String, Path, description = "The alert occurrence")),
+    responses((status = 200, body = Alert), (status = 404, body = ErrorBody)))]
 async fn one(State(live): State<Live>, Path(alert_id): Path<String>) -> Answer {
     let open = live.read().firing.alerts.iter().find(|alert| alert.alert_id == alert_id).cloned();
     if let Some(alert) = open {
@@ -212,14 +239,17 @@ async fn archived(live: &Live, alert_id: &str) -> Result<Option<Value>, Refused>
     }))
 }
 
-/// `GET /api/silences`: the silences not yet over, as the alerter last wrote them.
+/// Silences
+///
+/// The silences not yet over, as the alerter last wrote them.
+#[utoipa::path(get, path = "/api/silences", tag = "alerts", responses((status = 200, description = "`{time, silences}`", body = Vec<Silence>)))]
 async fn silences(State(live): State<Live>) -> Response {
     let snapshot = live.read();
     Json(json!({ "time": snapshot.silences.time, "silences": snapshot.silences.silences })).into_response()
 }
 
 /// A time as ms since the epoch or RFC 3339.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
 enum When {
     Millis(i64),
@@ -237,7 +267,7 @@ impl When {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewSilence {
     matchers: Vec<Matcher>,
@@ -280,20 +310,28 @@ impl NewSilence {
     }
 }
 
-/// `POST /api/silences`
+/// Silence alerts
+///
+/// Alerts whose labels match every matcher notify nobody between `starts_at` (default
+/// now) and `ends_at` (or `duration_secs` after the start); they still show.
+#[utoipa::path(post, path = "/api/silences", tag = "alerts", request_body = NewSilence,
+    responses((status = 201, body = Stored), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn create_silence(State(live): State<Live>, created: Result<Json<NewSilence>, JsonRejection>) -> Answer {
     let (silence_id, event) = body(created)?.event(shared::now_ms())?;
     let id = store(&live, event).await?;
     Ok((StatusCode::CREATED, Json(json!({ "silence_id": silence_id, "id": id }))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Deleter {
     by: Option<String>,
 }
 
-/// `DELETE /api/silences/{silence_id}?by=<who>` (or `{"by": ...}` as a JSON body).
+/// End a silence
+#[utoipa::path(delete, path = "/api/silences/{silence_id}", tag = "alerts",
+    params(("silence_id" = String, Path, description = "The silence"), ("by" = Option<String>, Query, description = "Who ends it (or a JSON body `{by}`)")),
+    responses((status = 202, body = Stored), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn delete_silence(
     State(live): State<Live>,
     Path(silence_id): Path<String>,
@@ -327,7 +365,6 @@ mod tests {
     use axum::body::Body;
     use axum::http::Request;
     use shared::alert::{Alert, AlertState, Silence};
-    use tokio_util::sync::CancellationToken;
     use tower::ServiceExt;
 
     async fn send(live: &Live, method: &str, path: &str, body: Option<&str>) -> (StatusCode, Value) {
@@ -343,7 +380,7 @@ mod tests {
     }
 
     fn offline() -> Live {
-        Live::new(CancellationToken::new(), None)
+        Live::offline()
     }
 
     fn reason(body: &Value) -> &str {

@@ -1,11 +1,12 @@
 //! The dashboard's front end, built from `ui/` by build.rs and embedded in the binary:
 //! `/assets/*` (scripts, styles, source maps) and the HTML shell at the path of every page,
-//! which the page's own script then fills in (client-side routing). The pages read only the
-//! public REST API and the WebSocket.
+//! which the page's own script then fills in (client-side routing). The shell carries the
+//! dashboard's settings in `<meta name="fleetwatch-config">`. The pages read only the public
+//! REST API and the WebSocket.
 
 use crate::live::Live;
 use axum::Router;
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -31,6 +32,9 @@ pub const PAGES: &[&str] = &[
     "/workers",
     "/workers/{worker_id}",
     "/tasks",
+    "/tasks/{task_id}",
+    "/task-types",
+    "/task-types/{family}",
     "/performance",
     "/alerts",
     "/topology",
@@ -51,17 +55,56 @@ fn find(path: &str) -> Option<&'static Asset> {
     FILES.iter().find(|asset| asset.path == path)
 }
 
-async fn shell(headers: HeaderMap) -> Response {
-    match find("index.html") {
-        Some(index) => {
-            let mut response = respond(index, &headers, "no-cache");
-            response
-                .headers_mut()
-                .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
-            response
-        }
+/// Where the shell's settings go.
+const SETTINGS_PLACEHOLDER: &str = "<meta name=\"fleetwatch-config\" content=\"{}\">";
+
+/// `index.html` with the settings in place, and the theme they name on `<html>`.
+fn rendered_shell(settings: &crate::Settings) -> Option<String> {
+    let index = String::from_utf8_lossy(find("index.html")?.body).into_owned();
+    let json = serde_json::to_string(settings).unwrap_or_else(|_| "{}".into());
+    let attribute = json.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;");
+    let theme = match settings.theme {
+        crate::Theme::Dark => "dark",
+        crate::Theme::Light => "light",
+    };
+    Some(
+        index
+            .replace(SETTINGS_PLACEHOLDER, &format!("<meta name=\"fleetwatch-config\" content=\"{attribute}\">"))
+            .replace("data-theme=\"dark\"", &format!("data-theme=\"{theme}\"")),
+    )
+}
+
+async fn shell(State(live): State<Live>) -> Response {
+    match rendered_shell(&live.settings) {
+        Some(html) => (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+                (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY)),
+                (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            ],
+            html,
+        )
+            .into_response(),
         None => (StatusCode::INTERNAL_SERVER_ERROR, "the dashboard was not embedded").into_response(),
     }
+}
+
+/// Writes the dashboard (the shell with `settings`, and `assets/`) under `dir`: the guide's
+/// `--output-dir`, for serving it from another web server.
+pub fn write_to(dir: &std::path::Path, settings: &crate::Settings) -> std::io::Result<()> {
+    let assets = dir.join("assets");
+    std::fs::create_dir_all(&assets)?;
+    let shell = rendered_shell(settings).ok_or_else(|| std::io::Error::other("the dashboard was not embedded"))?;
+    std::fs::write(dir.join("index.html"), shell)?;
+    for asset in FILES.iter().filter(|asset| asset.path != "index.html") {
+        let path = assets.join(asset.path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, asset.body)?;
+    }
+    Ok(())
 }
 
 async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
@@ -108,11 +151,10 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use axum::http::Request;
-    use tokio_util::sync::CancellationToken;
     use tower::ServiceExt;
 
     async fn get(path: &str, headers: &[(header::HeaderName, &str)]) -> Response {
-        let app = routes().with_state(Live::new(CancellationToken::new(), None));
+        let app = routes().with_state(Live::offline());
         let mut request = Request::get(path);
         for (name, value) in headers {
             request = request.header(name, *value);
@@ -122,13 +164,20 @@ mod tests {
 
     #[tokio::test]
     async fn every_page_path_serves_the_shell() {
-        for page in ["/", "/system", "/workers", "/workers/cuda-0001", "/fault-tolerance"] {
+        for page in
+            ["/", "/system", "/workers", "/workers/cuda-0001", "/tasks/t-1", "/task-types/vision", "/fault-tolerance"]
+        {
             let response = get(page, &[]).await;
             assert_eq!(response.status(), StatusCode::OK, "{page}");
             assert_eq!(response.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
             assert!(response.headers().contains_key(header::CONTENT_SECURITY_POLICY));
             let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
-            assert!(String::from_utf8_lossy(&body).contains("/assets/app.js"), "{page} links the script");
+            let html = String::from_utf8_lossy(&body);
+            assert!(html.contains("/assets/app.js"), "{page} links the script");
+            assert!(
+                html.contains("content=\"{&quot;theme&quot;:&quot;dark&quot;,&quot;auto_refresh&quot;:2,"),
+                "{page} carries the settings: {html}"
+            );
         }
     }
 

@@ -1,24 +1,23 @@
 //! What the gateway knows now, fed from NATS: the state bucket (the latest system and task
-//! metrics, the open alerts and the silences, for a start with data), the metrics each tick, every worker's
-//! metrics (the last sample, then the changes), alert changes and service health reports.
-//! Every change is also sent to WebSocket clients through one broadcast channel.
+//! metrics, the open alerts and the silences, for a start with data), the metrics each tick,
+//! every worker's metrics (the last sample, then the changes), alert changes and service
+//! health reports. Every change also goes to the WebSocket sessions through the [`Hub`]:
+//! latest values in `watch` channels (a slow reader only ever sees the newest), changes in
+//! `broadcast` channels (a reader that falls behind is sent the whole picture again).
 
 use futures::StreamExt;
 use serde::Serialize;
 use shared::alert::{Alert, FiringAlerts, Silences};
 use shared::health::HealthReport;
-use shared::metrics::{SystemMetrics, TaskMetrics, WorkerMetricsBatch, WorkerPicture};
+use shared::metrics::{SystemMetrics, TaskMetrics, WorkerMetrics, WorkerMetricsBatch, WorkerPicture};
 use shared::nats::state_keys;
 use shared::service::Context;
 use shared::{Envelope, codec};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
-
-/// Alert changes kept for `/api/alerts`.
-const RECENT_ALERTS: usize = 200;
 
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -29,27 +28,119 @@ pub struct Snapshot {
     pub firing: FiringAlerts,
     /// The silences not yet over (`alerts.silences`).
     pub silences: Silences,
-    pub recent_alerts: VecDeque<Alert>,
     pub services: BTreeMap<String, HealthReport>,
 }
 
-/// One message to WebSocket clients: `{"type": "system" | "alert" | "alerts_firing", "data": ...}`.
+/// One message to WebSocket clients: `{"type": ..., "data": ...}` (`ws.rs` lists them).
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
 pub enum Update<'a> {
     System(&'a SystemMetrics),
+    Tasks(&'a TaskView<'a>),
     Alert(&'a Alert),
     AlertsFiring(&'a FiringAlerts),
+    WorkersChanged(&'a WorkersChanged),
+    Workers(&'a WorkersView<'a>),
+    Worker(&'a WorkerMetrics),
+}
+
+impl Update<'_> {
+    pub fn frame(&self) -> Frame {
+        Arc::from(serde_json::to_string(self).unwrap_or_default())
+    }
+}
+
+/// A message as sent: JSON text, shared by every session that sends it.
+pub type Frame = Arc<str>;
+
+/// Task metrics as the `tasks` topic sends them: without the tick's finished tasks, which
+/// the archive has.
+#[derive(Debug, Serialize)]
+pub struct TaskView<'a> {
+    pub time: i64,
+    pub by_family: &'a [shared::metrics::GroupStats],
+    pub by_model: &'a [shared::metrics::GroupStats],
+    pub by_hardware: &'a [shared::metrics::GroupStats],
+    pub compatibility: &'a [shared::metrics::Compatibility],
+    pub fault_tolerance: &'a shared::metrics::FaultTolerance,
+    pub recent_failures: &'a shared::metrics::Truncated<shared::metrics::FinishedTask>,
+}
+
+impl<'a> From<&'a TaskMetrics> for TaskView<'a> {
+    fn from(tasks: &'a TaskMetrics) -> Self {
+        Self {
+            time: tasks.time,
+            by_family: &tasks.by_family,
+            by_model: &tasks.by_model,
+            by_hardware: &tasks.by_hardware,
+            compatibility: &tasks.compatibility,
+            fault_tolerance: &tasks.fault_tolerance,
+            recent_failures: &tasks.recent_failures,
+        }
+    }
+}
+
+/// The `workers` topic's snapshot: every worker now.
+#[derive(Debug, Serialize)]
+pub struct WorkersView<'a> {
+    pub time: i64,
+    pub workers: Vec<&'a WorkerMetrics>,
+}
+
+/// One part of a tick's worker metrics, as the `workers` topic sends it: the workers whose
+/// figures changed (a sample part lists only those that differ from what the gateway held)
+/// and those that retired.
+#[derive(Debug, Serialize)]
+pub struct WorkersChanged {
+    pub time: i64,
+    pub part: u32,
+    pub parts: u32,
+    pub workers: Vec<WorkerMetrics>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<String>,
+}
+
+/// A part of a tick's worker metrics, applied to the picture: its `workers_changed` frame,
+/// and whether it was the tick's last part (the picture then holds the whole tick).
+#[derive(Debug, Clone)]
+pub struct WorkerPart {
+    pub time: i64,
+    pub last: bool,
+    pub frame: Frame,
+}
+
+/// Where the WebSocket sessions take their updates from.
+pub struct Hub {
+    pub system: watch::Sender<Option<Frame>>,
+    pub tasks: watch::Sender<Option<Frame>>,
+    pub alerts_firing: watch::Sender<Option<Frame>>,
+    pub alert: broadcast::Sender<Frame>,
+    pub workers: broadcast::Sender<WorkerPart>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            system: watch::channel(None).0,
+            tasks: watch::channel(None).0,
+            alerts_firing: watch::channel(None).0,
+            alert: broadcast::channel(256).0,
+            // A tick is up to about 20 parts at 10,000 workers: ten ticks of slack.
+            workers: broadcast::channel(256).0,
+        }
+    }
 }
 
 #[derive(Clone)]
 pub struct Live {
     pub snapshot: Arc<RwLock<Snapshot>>,
-    pub updates: broadcast::Sender<Arc<str>>,
+    pub hub: Arc<Hub>,
     /// Cancelled at shutdown, so WebSocket sessions end and the server can stop.
     pub closing: CancellationToken,
     /// Where queries go (the archiver's history); `None` in tests without a server.
     pub nats: Option<Nats>,
+    /// What the configuration says of the dashboard.
+    pub settings: Arc<crate::Settings>,
 }
 
 /// A connection to ask other services on.
@@ -60,8 +151,13 @@ pub struct Nats {
 }
 
 impl Live {
-    pub fn new(closing: CancellationToken, nats: Option<Nats>) -> Self {
-        Self { snapshot: Arc::default(), updates: broadcast::channel(256).0, closing, nats }
+    pub fn new(closing: CancellationToken, nats: Option<Nats>, settings: crate::Settings) -> Self {
+        Self { snapshot: Arc::default(), hub: Arc::default(), closing, nats, settings: Arc::new(settings) }
+    }
+
+    /// Without NATS or settings, for tests of the handlers.
+    pub fn offline() -> Self {
+        Self::new(CancellationToken::new(), None, crate::Settings::default())
     }
 
     pub fn read(&self) -> std::sync::RwLockReadGuard<'_, Snapshot> {
@@ -70,13 +166,6 @@ impl Live {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Snapshot> {
         self.snapshot.write().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn send(&self, update: Update<'_>) {
-        if let Ok(json) = serde_json::to_string(&update) {
-            // No receivers is fine: nobody is watching.
-            let _ = self.updates.send(json.into());
-        }
     }
 
     /// Follows the state bucket (current values first, then changes) until shutdown. A watch
@@ -111,7 +200,7 @@ impl Live {
                 state_keys::TASKS => self.tasks(&entry.value),
                 state_keys::ALERTS_FIRING => match codec::decode::<FiringAlerts>(&entry.value) {
                     Ok(firing) => {
-                        self.send(Update::AlertsFiring(&firing));
+                        self.hub.alerts_firing.send_replace(Some(Update::AlertsFiring(&firing).frame()));
                         self.write().firing = firing;
                     }
                     Err(err) => warn!(error = %err, "undecodable firing alerts"),
@@ -132,8 +221,9 @@ impl Live {
                 if self.read().system.as_ref().is_some_and(|held| held.time >= system.time) {
                     return;
                 }
-                self.send(Update::System(&system));
+                let frame = Update::System(&system).frame();
                 self.write().system = Some(system);
+                self.hub.system.send_replace(Some(frame));
             }
             Err(err) => warn!(error = %err, "undecodable system metrics"),
         }
@@ -142,20 +232,61 @@ impl Live {
     fn tasks(&self, bytes: &[u8]) {
         match codec::decode_envelope::<TaskMetrics>(bytes) {
             Ok(Envelope { payload: tasks, .. }) => {
-                let mut snapshot = self.write();
-                if snapshot.tasks.as_ref().is_none_or(|held| held.time < tasks.time) {
-                    snapshot.tasks = Some(tasks);
+                if self.read().tasks.as_ref().is_some_and(|held| held.time >= tasks.time) {
+                    return;
                 }
+                let frame = Update::Tasks(&TaskView::from(&tasks)).frame();
+                self.write().tasks = Some(tasks);
+                self.hub.tasks.send_replace(Some(frame));
             }
             Err(err) => warn!(error = %err, "undecodable task metrics"),
         }
     }
 
     fn workers(&self, bytes: &[u8]) {
-        match codec::decode_envelope::<WorkerMetricsBatch>(bytes) {
-            Ok(envelope) => self.write().workers.apply(envelope.payload),
-            Err(err) => warn!(error = %err, "undecodable worker metrics"),
+        let batch = match codec::decode_envelope::<WorkerMetricsBatch>(bytes) {
+            Ok(envelope) => envelope.payload,
+            Err(err) => {
+                warn!(error = %err, "undecodable worker metrics");
+                return;
+            }
+        };
+        let (time, part, parts) = (batch.time, batch.part, batch.parts);
+        let mut snapshot = self.write();
+        if time < snapshot.workers.time {
+            return;
         }
+        // A sample part carries every worker: only those that differ are news.
+        let changed: Vec<WorkerMetrics> = batch
+            .workers
+            .iter()
+            .filter(|worker| {
+                !batch.complete
+                    || snapshot.workers.workers.get(&worker.worker_id).is_none_or(|held| held.differs_from(worker))
+            })
+            .cloned()
+            .collect();
+        let retired = batch.retired.clone();
+        snapshot.workers.apply(batch);
+        drop(snapshot);
+        let frame = Update::WorkersChanged(&WorkersChanged { time, part, parts, workers: changed, retired }).frame();
+        // No sessions is fine: nobody is watching.
+        let _ = self.hub.workers.send(WorkerPart { time, last: part + 1 >= parts, frame });
+    }
+
+    /// The `workers` topic's snapshot: every worker as the picture holds it now.
+    pub fn workers_frame(&self) -> Frame {
+        let snapshot = self.read();
+        let view = WorkersView { time: snapshot.workers.time, workers: snapshot.workers.workers.values().collect() };
+        Update::Workers(&view).frame()
+    }
+
+    /// One worker's frame as of the picture's latest tick, or `None` for an unknown worker.
+    pub fn worker_frame(&self, worker_id: &str) -> Option<Frame> {
+        let snapshot = self.read();
+        let worker = snapshot.workers.workers.get(worker_id)?;
+        let current = WorkerMetrics { time: snapshot.workers.time.max(worker.time), ..worker.clone() };
+        Some(Update::Worker(&current).frame())
     }
 
     /// Every worker's metrics as of the last sample in FLEET_METRICS (the last message of
@@ -206,12 +337,7 @@ impl Live {
                 Some(message) = tasks.next() => self.tasks(&message.payload),
                 Some(message) = alerts.next() => match codec::decode_envelope::<Alert>(&message.payload) {
                     Ok(Envelope { payload: alert, .. }) => {
-                        self.send(Update::Alert(&alert));
-                        let mut snapshot = self.write();
-                        if snapshot.recent_alerts.len() == RECENT_ALERTS {
-                            snapshot.recent_alerts.pop_back();
-                        }
-                        snapshot.recent_alerts.push_front(alert);
+                        let _ = self.hub.alert.send(Update::Alert(&alert).frame());
                     }
                     Err(err) => warn!(error = %err, "undecodable alert"),
                 },

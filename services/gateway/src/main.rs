@@ -1,6 +1,7 @@
 use clap::Parser;
-use fleetwatch_gateway::Gateway;
+use fleetwatch_gateway::{Gateway, Theme};
 use shared::config::{CommonArgs, Overrides};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// fleetwatch gateway: the dashboard, REST API, WebSocket and Prometheus endpoint.
@@ -15,11 +16,41 @@ struct Cli {
     /// Port; 0 picks a free one [default: 8082]
     #[arg(long)]
     port: Option<u16>,
+    /// The dashboard's theme until a person picks one [default: dark]
+    #[arg(long, value_parser = parse_theme)]
+    theme: Option<Theme>,
+    /// How often pages read the REST API again, seconds; 0 never [default: 2]
+    #[arg(long)]
+    refresh: Option<u32>,
+    /// Live updates over the WebSocket (the default; `[gateway] real_time_enabled = false` turns them off)
+    #[arg(long)]
+    real_time: bool,
+    /// Write the dashboard's files here at start [default: none]
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+    /// Open the dashboard in a browser ($BROWSER, else xdg-open) once listening
+    #[arg(long)]
+    browser: bool,
+}
+
+fn parse_theme(text: &str) -> Result<Theme, String> {
+    match text {
+        "dark" => Ok(Theme::Dark),
+        "light" => Ok(Theme::Light),
+        other => Err(format!("{other:?}: use dark or light")),
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut flags = Overrides::default();
-    flags.set("gateway.host", cli.host).set("gateway.port", cli.port);
+    flags
+        .set("gateway.host", cli.host)
+        .set("gateway.port", cli.port)
+        .set("gateway.theme", cli.theme)
+        .set("gateway.auto_refresh", cli.refresh)
+        .set("gateway.real_time_enabled", cli.real_time.then_some(true))
+        .set("gateway.output_dir", cli.output_dir)
+        .set("gateway.browser", cli.browser.then_some(true));
     shared::service::main::<Gateway>(&cli.common, flags)
 }

@@ -70,6 +70,11 @@ fn group_key(group_by: TaskGroupBy, task: &TaskState) -> String {
         TaskGroupBy::Family => task.family.map_or_else(unknown, |family| family.as_str().to_owned()),
         TaskGroupBy::Hardware => task.hardware.map_or_else(unknown, |hardware| hardware.as_str().to_owned()),
         TaskGroupBy::Status => live_status(task.status).as_str().to_owned(),
+        TaskGroupBy::Placement => format!(
+            "{}/{}",
+            task.family.map_or("unknown", |family| family.as_str()),
+            task.hardware.map_or("unknown", |hardware| hardware.as_str())
+        ),
     }
 }
 
@@ -127,17 +132,33 @@ mod tests {
             slots: 2,
             tags: vec![],
         };
-        state.apply(0, &Event::WorkerRegistered { worker_id: "cpu-1".into(), capabilities: capabilities(HardwareKind::Cpu) });
-        state.apply(0, &Event::WorkerRegistered { worker_id: "gpu-1".into(), capabilities: capabilities(HardwareKind::Cuda) });
+        state.apply(
+            0,
+            &Event::WorkerRegistered { worker_id: "cpu-1".into(), capabilities: capabilities(HardwareKind::Cpu) },
+        );
+        state.apply(
+            0,
+            &Event::WorkerRegistered { worker_id: "gpu-1".into(), capabilities: capabilities(HardwareKind::Cuda) },
+        );
         for n in 0..10 {
-            let (model, family) = if n % 2 == 0 { ("bert-base", ModelFamily::Text) } else { ("vit-large", ModelFamily::Vision) };
+            let (model, family) =
+                if n % 2 == 0 { ("bert-base", ModelFamily::Text) } else { ("vit-large", ModelFamily::Vision) };
             let depends_on = if n == 9 { vec!["t-0".into(), "gone".into()] } else { vec![] };
-            let queued = Event::TaskQueued { task_id: format!("t-{n}"), model: model.into(), family, priority: n as u8 % 4, depends_on };
+            let queued = Event::TaskQueued {
+                task_id: format!("t-{n}"),
+                model: model.into(),
+                family,
+                priority: n as u8 % 4,
+                depends_on,
+            };
             state.apply(1_000 + n, &queued);
         }
         for n in 0..4 {
             let worker_id = if n < 3 { "gpu-1" } else { "cpu-1" };
-            state.apply(2_000, &Event::TaskAssigned { task_id: format!("t-{n}"), worker_id: worker_id.into(), best_fit: true });
+            state.apply(
+                2_000,
+                &Event::TaskAssigned { task_id: format!("t-{n}"), worker_id: worker_id.into(), best_fit: true },
+            );
         }
         state.apply(3_000, &Event::TaskStarted { task_id: "t-0".into(), worker_id: "gpu-1".into() });
         state
@@ -150,7 +171,12 @@ mod tests {
     #[test]
     fn filters_combine_and_pages_follow_on() {
         let state = fleet();
-        let query = TaskQuery { status: vec![LiveStatus::Queued], family: Some(ModelFamily::Vision), limit: Some(2), ..TaskQuery::default() };
+        let query = TaskQuery {
+            status: vec![LiveStatus::Queued],
+            family: Some(ModelFamily::Vision),
+            limit: Some(2),
+            ..TaskQuery::default()
+        };
         let first = answer(&state, &query, 5_000, 7).expect("answers");
         assert_eq!((ids(&first), first.page.total, first.page.truncated), (vec!["t-5", "t-7"], 3, true));
         let next = TaskQuery { cursor: first.page.next_cursor.clone(), ..query };
@@ -159,7 +185,12 @@ mod tests {
         let waiting = &second.page.items[0];
         assert_eq!(waiting.waiting_on, vec!["t-0".to_owned()], "t-0 runs; `gone` is not live");
 
-        let on_gpu = TaskQuery { worker_id: Some("gpu-1".into()), sort: TaskSort::Status, order: Order::Desc, ..TaskQuery::default() };
+        let on_gpu = TaskQuery {
+            worker_id: Some("gpu-1".into()),
+            sort: TaskSort::Status,
+            order: Order::Desc,
+            ..TaskQuery::default()
+        };
         let answered = answer(&state, &on_gpu, 5_000, 7).expect("answers");
         assert_eq!(ids(&answered), vec!["t-0", "t-2", "t-1"], "running before assigned, then by id descending");
         let dependents = TaskQuery { depends_on: Some("t-0".into()), ..TaskQuery::default() };
@@ -173,7 +204,10 @@ mod tests {
         let answered = answer(&state, &query, 5_000, 7).expect("answers");
         let groups = answered.groups.expect("groups");
         assert_eq!(groups[0], TaskGroup { key: "unknown".into(), queued: 6, total: 6, ..TaskGroup::default() });
-        assert_eq!(groups[1], TaskGroup { key: "gpu-1".into(), assigned: 2, running: 1, total: 3, ..TaskGroup::default() });
+        assert_eq!(
+            groups[1],
+            TaskGroup { key: "gpu-1".into(), assigned: 2, running: 1, total: 3, ..TaskGroup::default() }
+        );
         assert_eq!((answered.page.total, answered.page.truncated), (3, true));
     }
 

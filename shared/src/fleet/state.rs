@@ -503,8 +503,7 @@ impl FleetState {
                     Some(known) if known.health == *health => known.since,
                     _ => time,
                 };
-                let state =
-                    ComponentState { health: *health, message: message.clone(), since, reported_at: time };
+                let state = ComponentState { health: *health, message: message.clone(), since, reported_at: time };
                 self.components.insert(component.clone(), state);
             }
             // The fleet's state is workers and tasks; the pipeline's reports and alert
@@ -770,7 +769,10 @@ mod tests {
         }
         // t2 was retried after failing with "oom"; it now fails again, then completes.
         state.apply(9_000, &Event::TaskStarted { task_id: "t2".into(), worker_id: "b".into() });
-        state.apply(9_500, &Event::TaskFailed { task_id: "t2".into(), worker_id: Some("b".into()), error: "oom".into() });
+        state.apply(
+            9_500,
+            &Event::TaskFailed { task_id: "t2".into(), worker_id: Some("b".into()), error: "oom".into() },
+        );
         state.apply(9_500, &Event::TaskRetried { task_id: "t2".into(), attempt: 2 });
         state.apply(9_600, &Event::TaskStarted { task_id: "t2".into(), worker_id: "a".into() });
         state.apply(9_900, &Event::TaskCompleted { task_id: "t2".into(), worker_id: "a".into() });

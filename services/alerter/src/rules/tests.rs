@@ -83,7 +83,13 @@ fn heartbeat(worker_id: &str, cpu_pct: f32, queued_tasks: u32) -> Event {
 }
 
 fn queued(task_id: &str, model: &str) -> Event {
-    Event::TaskQueued { task_id: task_id.into(), model: model.into(), family: ModelFamily::Text, priority: 5, depends_on: vec![] }
+    Event::TaskQueued {
+        task_id: task_id.into(),
+        model: model.into(),
+        family: ModelFamily::Text,
+        priority: 5,
+        depends_on: vec![],
+    }
 }
 
 fn started(task_id: &str, worker_id: &str) -> Event {

@@ -109,6 +109,8 @@ pub fn capabilities_of(index: usize, hardware: HardwareKind) -> Capabilities {
         HardwareKind::Npu => (Some("Hexagon NPU"), Some(8.0), 2, &["npu", "int8"]),
         _ => (None, None, 1, &[]),
     };
+    // Workers sit in three pools, as a fleet spread over sites or racks would.
+    let pool = ["pool-a", "pool-b", "pool-c"][index / 3 % 3];
     Capabilities {
         hardware,
         cpu_cores: pick(&[16, 32, 64]),
@@ -116,6 +118,6 @@ pub fn capabilities_of(index: usize, hardware: HardwareKind) -> Capabilities {
         gpu_model: gpu_model.map(str::to_owned),
         gpu_memory_gb,
         slots,
-        tags: tags.iter().map(|tag| (*tag).to_owned()).collect(),
+        tags: tags.iter().copied().chain([pool]).map(str::to_owned).collect(),
     }
 }

@@ -14,8 +14,8 @@ mod rng;
 use catalog::{MODELS, Model, capabilities_of, fragility, hardware_of, mean_run_ms, speed};
 use rng::Rng;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashSet, VecDeque};
 use shared::event::{ComponentHealth, Event, HardwareKind, ModelFamily, ReportedStatus};
+use std::collections::{HashSet, VecDeque};
 
 /// `[collector.demo]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
