@@ -129,6 +129,11 @@ pub struct ServiceProcess {
 
 impl ServiceProcess {
     pub fn start(name: &'static str, nats: &NatsServer, args: &[&str]) -> Self {
+        Self::start_with_env(name, nats, args, &[])
+    }
+
+    /// As [`start`](Self::start), with these environment variables set for it.
+    pub fn start_with_env(name: &'static str, nats: &NatsServer, args: &[&str], env: &[(&str, &str)]) -> Self {
         let binary = bin_dir().join(format!("fleetwatch-{name}"));
         assert!(
             binary.exists(),
@@ -146,6 +151,7 @@ impl ServiceProcess {
                 command.env(key, mib);
             }
         }
+        command.envs(env.iter().copied());
         let child = command
             .arg("--nats-url")
             .arg(&nats.url)

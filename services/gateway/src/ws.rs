@@ -20,6 +20,8 @@
 
 use crate::api::error;
 use crate::live::{Frame, Live};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -93,13 +95,17 @@ struct Request {
 
 pub async fn websocket(
     State(live): State<Live>,
-    Query(connect): Query<Connect>,
-    upgrade: WebSocketUpgrade,
+    connect: Result<Query<Connect>, QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     if !live.settings.real_time_enabled {
         let reason = "real-time updates are off (gateway.real_time_enabled = false): read the REST API";
         return error(StatusCode::SERVICE_UNAVAILABLE, reason);
     }
+    let connect = match connect {
+        Ok(Query(connect)) => connect,
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, &rejection.body_text()),
+    };
     let topics = match connect.topics.as_deref() {
         Some(text) => match parse_topics(text.split(',')) {
             Ok(topics) => topics,
@@ -107,7 +113,10 @@ pub async fn websocket(
         },
         None => vec![Topic::System, Topic::Alerts],
     };
-    upgrade.on_upgrade(move |socket| Session::new(live).run(socket, topics)).into_response()
+    match upgrade {
+        Ok(upgrade) => upgrade.on_upgrade(move |socket| Session::new(live).run(socket, topics)).into_response(),
+        Err(rejection) => error(rejection.status(), &format!("a WebSocket endpoint: {}", rejection.body_text())),
+    }
 }
 
 struct Session {
