@@ -12,10 +12,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::{env, fs};
 
+#[path = "src/content_type.rs"]
+mod content_type;
+use content_type::content_type;
+
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let ui = manifest_dir.join("ui");
-    for input in ["ui/src", "ui/build.mjs", "ui/package.json", "ui/package-lock.json"] {
+    for input in ["ui/src", "ui/build.mjs", "ui/package.json", "ui/package-lock.json", "src/content_type.rs"] {
         println!("cargo:rerun-if-changed={input}");
     }
     println!("cargo:rerun-if-env-changed=FLEETWATCH_UI_DIST");
@@ -115,20 +119,5 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<String>) {
             let parts: Vec<_> = relative.components().map(|part| part.as_os_str().to_string_lossy()).collect();
             files.push(parts.join("/"));
         }
-    }
-}
-
-fn content_type(file: &str) -> &'static str {
-    match file.rsplit('.').next().unwrap_or_default() {
-        "html" => "text/html; charset=utf-8",
-        "js" | "mjs" => "text/javascript; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "map" | "json" => "application/json",
-        "svg" => "image/svg+xml",
-        "png" => "image/png",
-        "ico" => "image/x-icon",
-        "woff2" => "font/woff2",
-        "txt" => "text/plain; charset=utf-8",
-        _ => "application/octet-stream",
     }
 }

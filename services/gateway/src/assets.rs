@@ -58,9 +58,22 @@ fn find(path: &str) -> Option<&'static Asset> {
 /// Where the shell's settings go.
 const SETTINGS_PLACEHOLDER: &str = "<meta name=\"fleetwatch-config\" content=\"{}\">";
 
+/// For work on the front end: `FLEETWATCH_UI_DIR=<a built dist>` serves the dashboard from
+/// there, read at each request, so a rebuilt bundle shows on reload without a cargo build.
+fn dev_file(path: &str) -> Option<Vec<u8>> {
+    let dir = std::env::var_os("FLEETWATCH_UI_DIR")?;
+    if path.split('/').any(|part| part.is_empty() || part == ".." || part == ".") {
+        return None;
+    }
+    std::fs::read(std::path::Path::new(&dir).join(path)).ok()
+}
+
 /// `index.html` with the settings in place, and the theme they name on `<html>`.
 fn rendered_shell(settings: &crate::Settings) -> Option<String> {
-    let index = String::from_utf8_lossy(find("index.html")?.body).into_owned();
+    let index = match dev_file("index.html") {
+        Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        None => String::from_utf8_lossy(find("index.html")?.body).into_owned(),
+    };
     let json = serde_json::to_string(settings).unwrap_or_else(|_| "{}".into());
     let attribute = json.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;");
     let theme = match settings.theme {
@@ -108,6 +121,10 @@ pub fn write_to(dir: &std::path::Path, settings: &crate::Settings) -> std::io::R
 }
 
 async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
+    if let Some(body) = dev_file(&path) {
+        let content_type = crate::content_type::content_type(&path);
+        return ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-store")], body).into_response();
+    }
     match find(&path) {
         // Names are stable (app.js), so browsers revalidate each load with the ETag and get a
         // 304 while the binary is the same.

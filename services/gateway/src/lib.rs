@@ -7,6 +7,7 @@
 mod alerts;
 pub mod api;
 mod assets;
+mod content_type;
 mod csv;
 mod faults;
 mod history;

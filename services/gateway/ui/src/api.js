@@ -1,6 +1,6 @@
-// The REST client: GET a path of the gateway's public API as JSON. Failures become an
-// ApiError whose message is plain text for the page to show (the server's `error` reason
-// when it sent one).
+// The REST client: the gateway's public API as JSON. Failures become an ApiError whose
+// message is plain text for the page to show (the server's `error` reason when it sent
+// one).
 
 export class ApiError extends Error {
   constructor(path, status, reason) {
@@ -12,13 +12,19 @@ export class ApiError extends Error {
   }
 }
 
-/** Fetches `path` (with `query` as search parameters) and returns the parsed JSON. */
-export async function getJson(path, query = {}, { signal } = {}) {
+/** `path` with `query` (absent values left out) as search parameters. */
+export function apiUrl(path, query = {}) {
   const url = new URL(path, location.origin);
-  for (const [name, value] of Object.entries(query)) url.searchParams.set(name, String(value));
+  for (const [name, value] of Object.entries(query)) {
+    if (value !== undefined && value !== null && value !== '') url.searchParams.set(name, String(value));
+  }
+  return url;
+}
+
+async function send(path, url, init) {
   let response;
   try {
-    response = await fetch(url, { headers: { accept: 'application/json' }, signal });
+    response = await fetch(url, init);
   } catch (err) {
     if (err.name === 'AbortError') throw err;
     throw new ApiError(path, 0, 'the gateway did not answer');
@@ -36,4 +42,18 @@ export async function getJson(path, query = {}, { signal } = {}) {
   }
   if (body === null) throw new ApiError(path, response.status, 'the answer was not JSON');
   return body;
+}
+
+/** GET `path` (with `query` as search parameters) and return the parsed JSON. */
+export function getJson(path, query = {}, { signal } = {}) {
+  return send(path, apiUrl(path, query), { headers: { accept: 'application/json' }, signal });
+}
+
+/** POST (or `method`) a JSON body and return the parsed answer. */
+export function sendJson(path, body, { method = 'POST' } = {}) {
+  return send(path, apiUrl(path), {
+    method,
+    headers: { accept: 'application/json', 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
 }

@@ -1,6 +1,7 @@
-// System metrics over time, for the trend charts: a rolling window of the `system` messages
-// this browser has seen on the WebSocket, and the archive's history
-// (GET /api/metrics/system/history) for ranges that reach further back.
+// Metrics over time, for the trend charts: a rolling window of the `system` messages this
+// browser has seen on the WebSocket, and the archive's history (GET
+// /api/metrics/system/history, /api/metrics/workers/{id}/history) for ranges that reach
+// further back.
 
 import { getJson } from './api.js';
 
@@ -51,13 +52,14 @@ export class RollingWindow {
 }
 
 /**
- * GET /api/metrics/system/history for [start, end] (ms) and `metrics`. Resolves to
- * `{ resolution, interval_ms, time, values: { name: [mean...] } }`; rejects with the
- * ApiError (status 404 or 503 while the archive cannot answer).
+ * A history endpoint (`path`, default the system's) for [start, end] (ms) and `metrics`.
+ * Resolves to `{ resolution, intervalMs, time, values: { name: [mean...] } }` (`last` of
+ * each bucket for the metrics in `lastOf`, such as counters); rejects with the ApiError
+ * (404 or 503 while the archive cannot answer).
  */
-export async function loadHistory(start, end, metrics = TREND_METRICS, { signal } = {}) {
+export async function loadHistory(start, end, metrics = TREND_METRICS, { signal, path = '/api/metrics/system/history', lastOf = [] } = {}) {
   const body = await getJson(
-    '/api/metrics/system/history',
+    path,
     { start_time: Math.floor(start), end_time: Math.ceil(end), metrics: metrics.join(',') },
     { signal },
   );
@@ -65,9 +67,28 @@ export async function loadHistory(start, end, metrics = TREND_METRICS, { signal 
   const values = {};
   for (const name of metrics) {
     const series = body.metrics?.[name];
-    values[name] = Array.isArray(series?.mean) ? series.mean : time.map(() => null);
+    const field = lastOf.includes(name) ? 'last' : 'mean';
+    values[name] = Array.isArray(series?.[field]) ? series[field] : time.map(() => null);
   }
   return { resolution: body.resolution, intervalMs: body.interval_ms, time, values };
+}
+
+/**
+ * Per-bucket rates from counters: for each metric of `counters`, the increase over the
+ * bucket before, per minute (`null` where the counter went back, after a restart).
+ */
+export function perMinute(series, counters) {
+  const values = { ...series.values };
+  for (const name of counters) {
+    const totals = series.values[name] ?? [];
+    values[`${name}_per_min`] = totals.map((total, i) => {
+      if (i === 0 || total === null || totals[i - 1] === null) return null;
+      const rise = total - totals[i - 1];
+      const minutes = (series.time[i] - series.time[i - 1]) / 60_000;
+      return rise >= 0 && minutes > 0 ? rise / minutes : null;
+    });
+  }
+  return { ...series, values };
 }
 
 /**

@@ -1,15 +1,19 @@
-// The navigation bar: a link to every page, the current one marked, plus the controls every
-// page shares (refresh rate, theme). Links are followed inside the app without a reload.
+// The navigation bar: a link to every page, the current one marked, the live connection's
+// state (on every page, so a lost connection is seen wherever one is), and the controls
+// every page shares (refresh rate, theme). Links are followed inside the app without a
+// reload.
 
-import { h } from './dom.js';
+import { h, setText } from './dom.js';
 import { RATES, currentRate, onRateChange, setRate } from './refresh.js';
-import { toggleTheme, onThemeChange, currentTheme } from './theme.js';
+import { currentTheme, onThemeChange, toggleTheme } from './theme.js';
+import { STATE_LABELS } from './ws.js';
 
 export const PAGES = [
   { path: '/', label: 'Overview' },
   { path: '/system', label: 'System' },
   { path: '/workers', label: 'Workers' },
   { path: '/tasks', label: 'Tasks' },
+  { path: '/task-types', label: 'Task types' },
   { path: '/performance', label: 'Performance' },
   { path: '/alerts', label: 'Alerts' },
   { path: '/topology', label: 'Topology' },
@@ -17,7 +21,7 @@ export const PAGES = [
 ];
 
 /** The header; `markCurrent(path)` highlights the page shown. */
-export function navigationBar() {
+export function navigationBar(socket) {
   const links = PAGES.map((page) => h('a', { href: page.path }, page.label));
 
   const rateSelect = h(
@@ -42,6 +46,12 @@ export function navigationBar() {
   onThemeChange(showTheme);
   themeButton.addEventListener('click', toggleTheme);
 
+  const connection = h('span', { id: 'connection', class: 'connection', role: 'status', title: 'The live WebSocket connection' }, STATE_LABELS.connecting);
+  socket.onState((state) => {
+    connection.dataset.state = state;
+    setText(connection, STATE_LABELS[state] ?? state);
+  });
+
   const element = h(
     'header',
     { class: 'topbar' },
@@ -50,6 +60,7 @@ export function navigationBar() {
     h(
       'div',
       { class: 'controls' },
+      connection,
       h('label', { for: 'refresh-rate' }, 'Refresh'),
       rateSelect,
       themeButton,
@@ -71,7 +82,7 @@ export function navigationBar() {
 
 /**
  * Follows clicks on same-origin links inside the app with `navigate(path)` instead of a page
- * load (a new tab, a modified click or an /api link still goes to the browser).
+ * load (a new tab, a modified click, a download or an /api link still goes to the browser).
  */
 export function interceptLinks(root, navigate) {
   root.addEventListener('click', (event) => {

@@ -1,11 +1,25 @@
-// The refresh rate: "live" (every update as it arrives, REST figures every 2 s), every 5 s,
-// every 30 s, or paused. Remembered in localStorage. Data keeps arriving in the background
-// whatever the rate; the rate only decides how often a page redraws.
+// The refresh rate: "live" (WebSocket updates as they arrive, REST figures every
+// `auto_refresh` seconds), every 5 s, every 30 s, or paused. Remembered in localStorage.
+// Data keeps arriving in the background whatever the rate; the rate only decides how often
+// a page redraws. Without real-time updates (`gateway.real_time_enabled = false`) "live"
+// reads the REST API every `auto_refresh` seconds.
+
+import { settings } from './config.js';
 
 const KEY = 'fleetwatch.refresh';
 
+function liveRate() {
+  const seconds = settings().auto_refresh;
+  const every = seconds > 0 ? `every ${seconds} s` : 'on updates only';
+  return {
+    value: 'live',
+    label: settings().real_time_enabled ? 'live' : every,
+    pollMs: seconds > 0 ? seconds * 1000 : null,
+  };
+}
+
 export const RATES = [
-  { value: 'live', label: 'live', pollMs: 2000 },
+  liveRate(),
   { value: '5s', label: 'every 5 s', pollMs: 5000 },
   { value: '30s', label: 'every 30 s', pollMs: 30_000 },
   { value: 'paused', label: 'paused', pollMs: null },
@@ -42,7 +56,8 @@ export function onRateChange(listener) {
  * Drives a page's redraws at the current rate. `poll()` fetches REST data and redraws;
  * `flush()` redraws from what the WebSocket delivered. The returned object's `pushed()` is
  * called by the page on each WebSocket update: in live mode it flushes at once (once per
- * animation frame), otherwise the next tick does. `stop()` ends it.
+ * animation frame), otherwise the next tick does. `now()` polls at once (after a filter
+ * changed). `stop()` ends it.
  */
 export function refresher({ poll, flush }) {
   let timer = null;
@@ -80,6 +95,9 @@ export function refresher({ poll, flush }) {
           flush?.();
         }
       });
+    },
+    now() {
+      poll?.();
     },
     stop() {
       clearInterval(timer);

@@ -1,12 +1,16 @@
-// Light and dark themes: the choice is kept in localStorage (dark by default) and applied as
-// `data-theme` on <html>, which the stylesheet's colour variables follow.
+// Light and dark themes: a person's choice is kept in localStorage (until then, the
+// configured theme, `gateway.theme`) and applied as `data-theme` on <html>, which the
+// stylesheet's colour variables follow.
+
+import { settings } from './config.js';
 
 const KEY = 'fleetwatch.theme';
 const listeners = new Set();
 
 export function currentTheme() {
   const stored = safeGet(KEY);
-  return stored === 'light' || stored === 'dark' ? stored : 'dark';
+  if (stored === 'light' || stored === 'dark') return stored;
+  return settings().theme === 'light' ? 'light' : 'dark';
 }
 
 /** Applies the remembered theme; called before the page renders, so it does not flash. */

@@ -1,31 +1,40 @@
-// The WebSocket client for /ws/metrics: one connection for the whole app that reconnects by
-// itself with exponential backoff, keeps the latest message of each type (so a page opened
-// later starts from the current state) and reports its connection state for the header.
+// The WebSocket client for /ws/metrics: one connection for the whole app that follows the
+// topics the open page needs (`system`, `tasks`, `alerts`, `workers`, `worker:<id>`),
+// reconnects by itself with exponential backoff (and says so), subscribes again after a
+// reconnection, and keeps the latest message of each type (a `worker` message under
+// `worker:<id>`), so a page opened later starts from the current state.
+
+import { settings } from './config.js';
 
 /** What the header shows for each state. */
 export const STATE_LABELS = {
   connecting: 'connecting…',
   live: 'live',
   reconnecting: 'reconnecting…',
+  off: 'live updates off',
 };
 
 const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 15_000;
+/** Topics every page shares: the status line and the alerts. */
+const ALWAYS = ['system', 'alerts'];
 
 export class LiveSocket {
   constructor(path = '/ws/metrics') {
-    this.url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${path}`;
-    this.state = 'connecting';
-    /** The latest `data` of each message type ("system", "alerts_firing", "alert"). */
+    this.path = path;
+    this.state = settings().real_time_enabled ? 'connecting' : 'off';
     this.latest = new Map();
     this.handlers = new Map();
     this.stateListeners = new Set();
+    /** topic -> how many subscribers want it */
+    this.wanted = new Map(ALWAYS.map((topic) => [topic, 1]));
     this.delay = FIRST_DELAY_MS;
     this.socket = null;
     this.retryTimer = null;
   }
 
   start() {
+    if (this.state === 'off') return this;
     this.open();
     // A laptop waking up or a tab coming back: try at once rather than after the backoff.
     addEventListener('online', () => this.retryNow());
@@ -35,10 +44,15 @@ export class LiveSocket {
     return this;
   }
 
+  url() {
+    const topics = [...this.wanted.keys()].map(encodeURIComponent).join(',');
+    return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${this.path}?topics=${topics}`;
+  }
+
   open() {
     clearTimeout(this.retryTimer);
     this.retryTimer = null;
-    const socket = new WebSocket(this.url);
+    const socket = new WebSocket(this.url());
     this.socket = socket;
     socket.addEventListener('open', () => {
       this.delay = FIRST_DELAY_MS;
@@ -68,11 +82,48 @@ export class LiveSocket {
       return;
     }
     if (typeof message?.type !== 'string') return;
-    this.latest.set(message.type, message.data);
-    for (const handler of this.handlers.get(message.type) ?? []) handler(message.data);
+    const key = message.type === 'worker' ? `worker:${message.data?.worker_id}` : message.type;
+    this.latest.set(key, message.data);
+    for (const handler of this.handlers.get(key) ?? []) handler(message.data);
+    if (key !== message.type) for (const handler of this.handlers.get(message.type) ?? []) handler(message.data);
   }
 
-  /** Calls `handler(data)` for every message of `type`; returns the unsubscribe function. */
+  send(request) {
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(request));
+  }
+
+  /**
+   * Follows `topics` until the returned function is called (topics another page also follows
+   * stay). A subscription made while disconnected is sent with the next connection.
+   */
+  follow(topics) {
+    const added = [];
+    for (const topic of topics) {
+      const count = this.wanted.get(topic) ?? 0;
+      if (count === 0) added.push(topic);
+      this.wanted.set(topic, count + 1);
+    }
+    if (added.length) this.send({ subscribe: added });
+    return () => {
+      const removed = [];
+      for (const topic of topics) {
+        const count = (this.wanted.get(topic) ?? 1) - 1;
+        if (count <= 0 && !ALWAYS.includes(topic)) {
+          this.wanted.delete(topic);
+          this.latest.delete(topic);
+          removed.push(topic);
+        } else {
+          this.wanted.set(topic, Math.max(count, 1));
+        }
+      }
+      if (removed.length) this.send({ unsubscribe: removed });
+    };
+  }
+
+  /**
+   * Calls `handler(data)` for every message of `type` (`worker:<id>` for one worker's);
+   * returns the unsubscribe function.
+   */
   on(type, handler) {
     if (!this.handlers.has(type)) this.handlers.set(type, new Set());
     this.handlers.get(type).add(handler);

@@ -47,12 +47,12 @@ describe('the overview', () => {
         await waitFor(`${id} to hold a number`, async () => /^\d[\d,.]*$/.test(await text(page, id)));
       }
       await waitFor('a cell per worker', async () => (await page.locator('.worker-grid a.cell').count()) === WORKERS);
-      await waitFor('task families listed', async () => (await page.locator('#tasks-by-family tbody th').count()) > 0);
-      await waitFor('task models listed', async () => (await page.locator('#tasks-by-model tbody th').count()) > 0);
+      await waitFor('task families listed', async () => (await page.locator('#tasks-by-family tbody tr[data-key]').count()) > 0);
+      await waitFor('task models listed', async () => (await page.locator('#tasks-by-model tbody tr[data-key]').count()) > 0);
       await waitFor('CPU utilisation shown', async () => /^\d[\d.]*%$/.test(await text(page, '#util-cpu-text')));
       assert.equal(await page.locator('.trends .chart canvas').count(), 2, 'two uPlot charts');
       // Every figure says what it is.
-      for (const selector of ['.status-line [title]', '.task-table th[title]', '.meter-row[title]', '.worker-grid a.cell[title]']) {
+      for (const selector of ['.status-line [title]', '#tasks-by-family th[title]', '.meter-row[title]', '.worker-grid a.cell[title]']) {
         assert.ok((await page.locator(selector).count()) > 0, `${selector} has tooltips`);
       }
       assert.deepEqual(problems, []);
@@ -112,15 +112,16 @@ describe('the overview', () => {
       await page.getByRole('button', { name: '7 days' }).click();
       await waitFor('a 7-day range', async () => Math.abs((await span()) - 7 * 86_400_000) < 5000);
       assert.equal(await page.getByRole('button', { name: '7 days' }).getAttribute('aria-pressed'), 'true');
-      assert.match(await text(page, '#range-caption'), /^Last 7 days/);
+      assert.match(await text(page, '.trends .range-caption'), /^Last 7 days/);
       // The history endpoint answers, or the page says plainly that it cannot yet.
-      await waitFor('word on the history', async () => /History/.test(await text(page, '#history-note')));
+      await waitFor('word on the history', async () => /History/.test(await text(page, '.trends .history-note')));
 
       await page.getByRole('button', { name: 'custom' }).click();
-      await page.fill('#range-start', '2026-01-01T10:00');
-      await page.fill('#range-end', '2026-01-01T12:00');
+      await page.fill('.trends .range-start', '2026-01-01T10:00');
+      await page.fill('.trends .range-end', '2026-01-01T12:00');
       await page.getByRole('button', { name: 'Apply' }).click();
       await waitFor('a 2-hour custom range', async () => (await span()) === 2 * 3_600_000);
+      assert.match(new URL(page.url()).search, /range=custom&from=\d+&to=\d+/, 'the range is in the URL');
     } finally {
       await context.close();
     }
@@ -194,7 +195,7 @@ describe('navigation', () => {
   test('every page has its own URL and a link in the bar', async () => {
     const { context, page, problems } = await openOverview();
     try {
-      const pages = ['/system', '/workers', '/tasks', '/performance', '/alerts', '/topology', '/fault-tolerance', '/'];
+      const pages = ['/system', '/workers', '/tasks', '/task-types', '/performance', '/alerts', '/topology', '/fault-tolerance', '/'];
       for (const path of pages) {
         await page.locator(`nav a[href="${path}"]`).click();
         await waitFor(`${path} to show`, async () => new URL(page.url()).pathname === path);

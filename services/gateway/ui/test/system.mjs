@@ -1,8 +1,10 @@
 // The system under test, started for real: nats-server with JetStream on a random port and a
 // temporary store, the collector (a 12-worker demo fleet ticking every 200 ms, HTTP ingest
-// on a port of its choosing), the processor and the gateway (on a port of its choosing), as
+// on a port of its choosing), the processor, the archiver (a DuckDB file in the store's
+// folder), the alerter when asked, and the gateway (on a port of its choosing), as
 // processes from the cargo build; and headless Chromium driven by playwright-core. Every
-// wait polls with a deadline.
+// wait polls with a deadline. With FLEETWATCH_UI_DIR set to a built dist, the gateway
+// serves the dashboard from there (work on the front end without a cargo build).
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
@@ -140,9 +142,9 @@ class Process {
  * nats-server, collector, processor, gateway (and the alerter when `alerter`); `stop()` ends
  * them and removes the store.
  */
-export async function startSystem({ workers = 12, tickMs = 200, alerter = false } = {}) {
+export async function startSystem({ workers = 12, tickMs = 200, alerter = false, archiver = true, gatewayArgs = [], alerterArgs = [], collectorArgs = [] } = {}) {
   const bins = binDir();
-  for (const service of ['collector', 'processor', 'gateway', ...(alerter ? ['alerter'] : [])]) {
+  for (const service of ['collector', 'processor', 'gateway', ...(alerter ? ['alerter'] : []), ...(archiver ? ['archiver'] : [])]) {
     const binary = join(bins, `fleetwatch-${service}`);
     if (!existsSync(binary)) throw new Error(`${binary} is missing: run \`just build\` (or cargo build --workspace --bins) first`);
   }
@@ -172,11 +174,12 @@ export async function startSystem({ workers = 12, tickMs = 200, alerter = false 
     }, 20_000);
     const common = ['--nats-url', natsUrl, '--log-format', 'json'];
     const bin = (name) => join(bins, `fleetwatch-${name}`);
-    const collector = new Process('collector', bin('collector'), [...common, '--demo-workers', String(workers), '--demo-tick-ms', String(tickMs), '--http-port', '0'], dir);
+    const collector = new Process('collector', bin('collector'), [...common, '--demo-workers', String(workers), '--demo-tick-ms', String(tickMs), '--http-port', '0', ...collectorArgs], dir);
     processes.push(collector);
-    processes.push(new Process('processor', bin('processor'), [...common, '--tick-ms', String(tickMs)], dir));
-    if (alerter) processes.push(new Process('alerter', bin('alerter'), common, dir));
-    let gateway = new Process('gateway', bin('gateway'), [...common, '--port', '0'], dir);
+    processes.push(new Process('processor', bin('processor'), [...common, '--tick-ms', String(tickMs), '--sample-secs', '2'], dir));
+    if (alerter) processes.push(new Process('alerter', bin('alerter'), [...common, ...alerterArgs], dir));
+    if (archiver) processes.push(new Process('archiver', bin('archiver'), [...common, '--db-path', join(dir, 'archive.duckdb')], dir));
+    let gateway = new Process('gateway', bin('gateway'), [...common, '--port', '0', ...gatewayArgs], dir);
     processes.push(gateway);
     /** Stops the gateway, then (after `whileDown()`) starts a new one on the same port. */
     system.restartGateway = async (whileDown = async () => {}) => {
@@ -184,7 +187,7 @@ export async function startSystem({ workers = 12, tickMs = 200, alerter = false 
       await gateway.stop();
       await whileDown();
       const index = processes.indexOf(gateway);
-      gateway = new Process('gateway-restarted', bin('gateway'), [...common, '--port', port], dir);
+      gateway = new Process('gateway-restarted', bin('gateway'), [...common, '--port', port, ...gatewayArgs], dir);
       processes[index] = gateway;
       await waitFor('the new gateway to listen', () => {
         gateway.checkRunning();

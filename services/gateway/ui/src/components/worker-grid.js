@@ -1,8 +1,9 @@
 // The worker grid: one cell per worker, coloured by status (hue) and CPU load (strength),
-// grouped by hardware kind in sections that fold. Each cell links to the worker's page and
-// carries its figures as a tooltip. Cells are kept by worker id and only changed where the
-// figures changed, so a thousand of them redraw cheaply. Big fleets get small cells; the
-// API lists at most 1,000 workers, and the grid says how many more there are.
+// grouped by hardware kind in sections that fold, each section headed by its kind's counts
+// over the whole fleet. Each cell links to the worker's page and carries its figures as a
+// tooltip. Cells are kept by worker id and only changed where the figures changed. A page
+// draws at most `max_workers_shown` cells: for a big fleet, those that most need a look
+// (the API's `attention` order), and the grid says how many more there are.
 
 import { h, replace, setText } from '../dom.js';
 import * as format from '../format.js';
@@ -22,7 +23,8 @@ const HARDWARE_LABELS = {
 /** Up to this many workers, cells are big enough to carry their id and load. */
 const LARGE_CELLS_UP_TO = 48;
 
-export function workerGrid() {
+/** `onFilter(status)` when the status filter changes ('' for all). */
+export function workerGrid({ onFilter = null, status = '' } = {}) {
   const filter = h(
     'select',
     { id: 'worker-filter', title: 'Show only the workers in one status' },
@@ -64,9 +66,9 @@ export function workerGrid() {
   const groups = new Map();
   /** worker id -> { cell, label, load, signature } */
   const cells = new Map();
-  let lastList = null;
 
-  filter.addEventListener('change', () => lastList && update(lastList));
+  filter.value = status;
+  filter.addEventListener('change', () => onFilter?.(filter.value));
 
   function groupFor(hardware) {
     let group = groups.get(hardware);
@@ -80,11 +82,10 @@ export function workerGrid() {
   }
 
   function update(list) {
-    lastList = list;
     const workers = Array.isArray(list?.items) ? list.items : [];
     const large = workers.length <= LARGE_CELLS_UP_TO;
     element.classList.toggle('large-cells', large);
-    const shown = filter.value;
+    const fleet = new Map((list?.summary?.by_hardware ?? []).map((kind) => [kind.hardware, kind]));
 
     const byHardware = new Map();
     for (const worker of workers) {
@@ -95,11 +96,11 @@ export function workerGrid() {
 
     const seen = new Set();
     const orderedGroups = [];
-    const kinds = [...byHardware.keys()].sort(
+    const kinds = [...new Set([...byHardware.keys(), ...(filter.value ? [] : fleet.keys())])].sort(
       (a, b) => rank(a) - rank(b) || a.localeCompare(b),
     );
     for (const hardware of kinds) {
-      const members = byHardware.get(hardware);
+      const members = byHardware.get(hardware) ?? [];
       const group = groupFor(hardware);
       orderedGroups.push(group.details);
       const counts = Object.fromEntries(STATUSES.map((status) => [status, 0]));
@@ -107,11 +108,13 @@ export function workerGrid() {
       for (const worker of members) {
         counts[worker.status] = (counts[worker.status] ?? 0) + 1;
         seen.add(worker.worker_id);
-        const entry = cellFor(worker);
-        entry.cell.hidden = shown !== '' && worker.status !== shown;
-        ordered.push(entry.cell);
+        ordered.push(cellFor(worker).cell);
       }
-      // Keep id order inside a group; only move nodes when the order changed.
+      // The kind's counts over the whole fleet, where the list holds only some of them.
+      const kind = fleet.get(hardware);
+      const total = kind?.total ?? members.length;
+      if (kind) for (const status of STATUSES) counts[status] = kind[status] ?? counts[status];
+      // Keep the list's order inside a group; only move nodes when the order changed.
       const current = group.cellHolder.children;
       let same = current.length === ordered.length;
       for (let i = 0; same && i < ordered.length; i++) same = current[i] === ordered[i];
@@ -120,10 +123,11 @@ export function workerGrid() {
       const attention = ['overloaded', 'disconnected']
         .filter((status) => counts[status] > 0)
         .map((status) => `${format.count(counts[status])} ${status}`);
+      const hidden = total - members.length;
       setText(
         group.summary,
-        `${HARDWARE_LABELS[hardware] ?? hardware} · ${format.count(members.length)}${attention.length ? ` (${attention.join(', ')})` : ''}`,
-        `${format.count(members.length)} ${HARDWARE_LABELS[hardware] ?? hardware} workers listed: ` +
+        `${HARDWARE_LABELS[hardware] ?? hardware} · ${format.count(total)}${attention.length ? ` (${attention.join(', ')})` : ''}${hidden > 0 && !filter.value ? ` · ${format.count(members.length)} shown` : ''}`,
+        `${format.count(total)} ${HARDWARE_LABELS[hardware] ?? hardware} workers: ` +
           STATUSES.map((status) => `${counts[status]} ${status}`).join(', '),
       );
     }
@@ -149,11 +153,12 @@ export function workerGrid() {
       setText(note, 'No workers have reported yet.');
     } else if (list?.truncated) {
       const more = total - workers.length;
+      const all = `/workers${filter.value ? `?status=${filter.value}` : ''}`;
       replace(
         note,
-        `Showing the first ${format.count(workers.length)} of ${format.count(total)} workers (by id); `,
-        h('strong', { title: 'The API lists at most 1,000 workers at a time' }, `${format.count(more)} more`),
-        ' not shown.',
+        `Showing the ${format.count(workers.length)} of ${format.count(total)} workers that most need a look (disconnected, overloaded, then the busiest); `,
+        h('a', { href: all, title: 'Every worker, filtered and sorted, page by page' }, `${format.count(more)} more on the Workers page`),
+        '.',
       );
     } else {
       setText(note, `${format.count(total)} workers, by hardware kind. Hover a cell for its figures.`);

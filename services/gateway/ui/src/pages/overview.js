@@ -1,10 +1,13 @@
 // The overview page (/), the seed's main dashboard: a status line, the worker grid, task
-// distribution, performance trends, resource utilisation, and the alerts firing with the
-// latest task failures. System figures come live over the WebSocket; workers, tasks and the
-// health verdict from the REST API, at the refresh rate chosen in the header.
+// distribution (the queue, task -> worker assignments, and each family and model), the
+// performance trends, resource utilisation, and the alerts firing with the latest task
+// failures. System figures and alerts come live over the WebSocket; workers, tasks and
+// the health verdict from the REST API, at the refresh rate chosen in the header. The
+// grid's status filter is in the URL (`?status=`).
 
 import { getJson } from '../api.js';
 import { alertPanel } from '../components/alert-list.js';
+import { taskFlow } from '../components/task-flow.js';
 import { taskTable } from '../components/task-table.js';
 import { trendsPanel } from '../components/trends.js';
 import { utilisationBars } from '../components/utilisation.js';
@@ -12,7 +15,7 @@ import { workerGrid } from '../components/worker-grid.js';
 import { h, setText } from '../dom.js';
 import * as format from '../format.js';
 import { refresher } from '../refresh.js';
-import { STATE_LABELS } from '../ws.js';
+import { readQuery, writeQuery } from '../url-state.js';
 
 const HEALTH_MEANING = {
   waiting: 'No metrics yet: is the processor running?',
@@ -24,8 +27,17 @@ const HEALTH_MEANING = {
 
 export function mount(root, app) {
   const statusLine = buildStatusLine();
-  const grid = workerGrid();
-  const families = taskTable({ id: 'tasks-by-family', caption: 'By model family', keyLabel: 'Family' });
+  let status = readQuery().status ?? '';
+  const grid = workerGrid({
+    status,
+    onFilter: (chosen) => {
+      status = chosen;
+      writeQuery({ status: chosen });
+      refresh.now();
+    },
+  });
+  const flow = taskFlow();
+  const families = taskTable({ id: 'tasks-by-family', caption: 'By model family', keyLabel: 'Family', link: (family) => `/task-types/${encodeURIComponent(family)}` });
   const models = taskTable({ id: 'tasks-by-model', caption: 'By model', keyLabel: 'Model' });
   const tasksError = h('p', { class: 'error small', role: 'alert' });
   const distribution = h(
@@ -33,6 +45,7 @@ export function mount(root, app) {
     { class: 'panel distribution', 'aria-labelledby': 'distribution-title' },
     h('h2', { id: 'distribution-title' }, 'Task distribution'),
     tasksError,
+    flow.element,
     h('div', { class: 'scroll-x' }, families.element),
     h('div', { class: 'scroll-y' }, models.element),
   );
@@ -81,13 +94,14 @@ export function mount(root, app) {
           },
           (err) => setText(tasksError, err.status === 503 ? 'No task metrics yet: is the processor running?' : err.message),
         ),
-        getJson('/api/metrics/workers', { limit: 1000 }).then(
+        getJson('/api/workers', { sort: 'attention', status, limit: app.settings.max_workers_shown }).then(
           (list) => {
             setText(workersError, '');
             grid.update(list);
           },
           (err) => setText(workersError, err.message),
         ),
+        flow.poll(),
       ]);
     } finally {
       polling = false;
@@ -98,7 +112,6 @@ export function mount(root, app) {
   const unsubscribe = [
     app.socket.on('system', () => refresh.pushed()),
     app.socket.on('alerts_firing', () => refresh.pushed()),
-    app.socket.onState((state) => statusLine.showConnection(state)),
   ];
   trends.start();
   flush();
@@ -141,7 +154,6 @@ function buildStatusLine() {
   );
   const throughput = figure('throughput', 'tasks/min', 'Tasks completed in the last 60 s');
   const updated = h('span', { class: 'muted small', id: 'updated-at', title: 'When the processor derived these figures' });
-  const connection = h('span', { id: 'connection', class: 'connection', role: 'status', title: 'The live WebSocket connection' }, STATE_LABELS.connecting);
   const element = h(
     'section',
     { class: 'status-line panel', 'aria-label': 'System overview' },
@@ -149,7 +161,7 @@ function buildStatusLine() {
     workers,
     tasks,
     h('span', { class: 'status-group' }, throughput.element),
-    h('span', { class: 'status-end' }, updated, connection),
+    h('span', { class: 'status-end' }, updated),
   );
 
   return {
@@ -172,10 +184,6 @@ function buildStatusLine() {
     showStatusError(err) {
       health.className = 'stale';
       setText(health, 'unreachable', err.message);
-    },
-    showConnection(state) {
-      connection.dataset.state = state;
-      setText(connection, STATE_LABELS[state] ?? state);
     },
   };
 }
