@@ -68,3 +68,17 @@ export function ago(ms, now = Date.now()) {
   if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
   return `${Math.floor(seconds / 86400)} d ago`;
 }
+
+/** A duration in ms, as short as it goes: "250 ms", "2.5 s", "1 min", "1 h 30 min". */
+export function shortDuration(ms) {
+  if (missing(ms)) return DASH;
+  if (ms < 1000) return `${integerFormat.format(ms)} ms`;
+  if (ms < 60_000) return `${decimalFormat.format(ms / 1000)} s`;
+  if (ms < 3_600_000) {
+    const minutes = ms / 60_000;
+    return Number.isInteger(minutes) ? `${minutes} min` : `${decimalFormat.format(minutes)} min`;
+  }
+  const hours = Math.floor(ms / 3_600_000);
+  const minutes = Math.round((ms % 3_600_000) / 60_000);
+  return minutes ? `${hours} h ${minutes} min` : `${hours} h`;
+}

@@ -23,8 +23,11 @@ const HARDWARE_LABELS = {
 /** Up to this many workers, cells are big enough to carry their id and load. */
 const LARGE_CELLS_UP_TO = 48;
 
-/** `onFilter(status)` when the status filter changes ('' for all). */
-export function workerGrid({ onFilter = null, status = '' } = {}) {
+/**
+ * `onFilter(status)` when the grid's status filter changes ('' for all); without it the grid
+ * has no filter of its own (the page filters). `title`: the panel's heading.
+ */
+export function workerGrid({ onFilter = null, status = '', title = 'Workers' } = {}) {
   const filter = h(
     'select',
     { id: 'worker-filter', title: 'Show only the workers in one status' },
@@ -53,9 +56,8 @@ export function workerGrid({ onFilter = null, status = '' } = {}) {
     h(
       'div',
       { class: 'panel-head' },
-      h('h2', { id: 'worker-grid-title' }, 'Workers'),
-      h('label', { class: 'sr-only', for: 'worker-filter' }, 'Filter workers by status'),
-      filter,
+      h('h2', { id: 'worker-grid-title' }, title),
+      onFilter ? [h('label', { class: 'sr-only', for: 'worker-filter' }, 'Filter workers by status'), filter] : null,
     ),
     legend,
     note,
@@ -96,7 +98,8 @@ export function workerGrid({ onFilter = null, status = '' } = {}) {
 
     const seen = new Set();
     const orderedGroups = [];
-    const kinds = [...new Set([...byHardware.keys(), ...(filter.value ? [] : fleet.keys())])].sort(
+    const everyKind = onFilter && !filter.value;
+    const kinds = [...new Set([...byHardware.keys(), ...(everyKind ? fleet.keys() : [])])].sort(
       (a, b) => rank(a) - rank(b) || a.localeCompare(b),
     );
     for (const hardware of kinds) {
@@ -150,7 +153,9 @@ export function workerGrid({ onFilter = null, status = '' } = {}) {
 
     const total = list?.total ?? workers.length;
     if (total === 0) {
-      setText(note, 'No workers have reported yet.');
+      setText(note, filter.value || !onFilter ? 'No worker matches.' : 'No workers have reported yet.');
+    } else if (!onFilter) {
+      setText(note, `The ${format.count(workers.length)} workers of this page, by hardware kind. Hover a cell for its figures.`);
     } else if (list?.truncated) {
       const more = total - workers.length;
       const all = `/workers${filter.value ? `?status=${filter.value}` : ''}`;
