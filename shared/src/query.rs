@@ -87,6 +87,9 @@ pub struct TaskQuery {
     /// Tasks that wait for this task.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub depends_on: Option<String>,
+    /// Only tasks that wait for a task not finished yet.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub blocked: bool,
     /// First queued at or after this, ms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_time: Option<i64>,

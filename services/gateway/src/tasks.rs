@@ -198,6 +198,8 @@ pub struct TaskListQuery {
     search: Option<String>,
     /// Live tasks that wait for this task.
     depends_on: Option<String>,
+    /// Live tasks that wait for a task not finished yet.
+    blocked: Option<bool>,
     /// Live: first queued at or after; finished: finished at or after (RFC 3339 or ms).
     start_time: Option<String>,
     /// Before this (RFC 3339 or ms).
@@ -300,6 +302,7 @@ async fn answer_list(live: &Live, asked: Result<Query<TaskListQuery>, QueryRejec
             hardware: asked.hardware,
             search: asked.search,
             depends_on: asked.depends_on,
+            blocked: asked.blocked.unwrap_or_default(),
             start_time: start,
             end_time: end,
             sort,
@@ -320,10 +323,10 @@ async fn answer_list(live: &Live, asked: Result<Query<TaskListQuery>, QueryRejec
         })
         .into_response());
     }
-    if asked.group_by.is_some() || asked.depends_on.is_some() {
+    if asked.group_by.is_some() || asked.depends_on.is_some() || asked.blocked.is_some() {
         return Err(refused(
             StatusCode::BAD_REQUEST,
-            "group_by and depends_on are for live tasks; use /api/metrics/tasks/stats for finished ones",
+            "group_by, depends_on and blocked are for live tasks; use /api/metrics/tasks/stats for finished ones",
         ));
     }
     let mut params = Map::new();

@@ -15,7 +15,7 @@ fn live_status(status: TaskStatus) -> LiveStatus {
     }
 }
 
-fn selected(query: &TaskQuery, task_id: &str, task: &TaskState) -> bool {
+fn selected(state: &FleetState, query: &TaskQuery, task_id: &str, task: &TaskState) -> bool {
     let status = live_status(task.status);
     (query.status.is_empty() || query.status.contains(&status))
         && query.task_id.as_deref().is_none_or(|wanted| wanted == task_id)
@@ -27,6 +27,7 @@ fn selected(query: &TaskQuery, task_id: &str, task: &TaskState) -> bool {
         && query.depends_on.as_deref().is_none_or(|wanted| task.depends_on.iter().any(|id| id == wanted))
         && query.start_time.is_none_or(|start| task.created_at >= start)
         && query.end_time.is_none_or(|end| task.created_at < end)
+        && (!query.blocked || task.depends_on.iter().any(|id| state.tasks.contains_key(id.as_str())))
 }
 
 fn sort_value(sort: TaskSort, task_id: &str, task: &TaskState) -> SortValue {
@@ -81,7 +82,7 @@ fn group_key(group_by: TaskGroupBy, task: &TaskState) -> String {
 /// The answer to `query` over `state`, or the reason it is refused.
 pub fn answer(state: &FleetState, query: &TaskQuery, now: i64, events_seq: u64) -> Result<TaskAnswer, String> {
     let limit = paging::limit(query.limit).map_err(|err| err.to_string())?;
-    let chosen = state.tasks.iter().filter(|(task_id, task)| selected(query, task_id, task));
+    let chosen = state.tasks.iter().filter(|(task_id, task)| selected(state, query, task_id, task));
     if let Some(group_by) = query.group_by {
         let mut groups: BTreeMap<String, TaskGroup> = BTreeMap::new();
         for (_, task) in chosen {
@@ -195,6 +196,12 @@ mod tests {
         assert_eq!(ids(&answered), vec!["t-0", "t-2", "t-1"], "running before assigned, then by id descending");
         let dependents = TaskQuery { depends_on: Some("t-0".into()), ..TaskQuery::default() };
         assert_eq!(ids(&answer(&state, &dependents, 5_000, 7).expect("answers")), vec!["t-9"]);
+        let blocked = TaskQuery { blocked: true, ..TaskQuery::default() };
+        assert_eq!(
+            ids(&answer(&state, &blocked, 5_000, 7).expect("answers")),
+            vec!["t-9"],
+            "it waits for t-0, which runs"
+        );
     }
 
     #[test]

@@ -83,7 +83,7 @@ describe('the tasks page', () => {
       assert.ok(lines.length > 1, csv);
       assert.ok(lines.slice(1).every((line) => line.includes(',text,')), 'only the filtered family');
       await waitFor('bars of the run-time distribution', async () => Number(await page.locator('.bar-chart').first().getAttribute('data-bars')) > 5);
-      assert.match(await page.locator('#distribution-note').textContent(), /p95/);
+      await waitFor('the percentiles of the runs', async () => /p95/.test(await page.locator('#distribution-note').textContent()));
       assert.deepEqual(problems, []);
     } finally {
       await context.close();
@@ -123,8 +123,11 @@ describe('a task\'s page', () => {
       { type: 'task_queued', task_id: first, model: 'bert-base', family: 'text', priority: 5 },
       { type: 'task_queued', task_id: second, model: 'vit-large', family: 'vision', priority: 5, depends_on: [first] },
     ]);
-    const { context, page, problems } = await open(`/tasks/${second}`);
+    const { context, page, problems } = await open('/tasks');
     try {
+      await waitFor('the task that waits, on the tasks page', async () => (await page.locator(`#tasks-blocked tbody tr[data-key="${second}"]`).count()) === 1);
+      assert.match(await page.locator(`#tasks-blocked tbody tr[data-key="${second}"]`).textContent(), new RegExp(first));
+      await page.goto(`${system.url}/tasks/${second}`);
       await waitFor('its status', async () => (await page.locator('#task-status').count()) === 1);
       await waitFor('what it waits for', async () => (await page.locator('#task-dependencies').textContent()).includes(`${first} (not finished)`));
       await page.locator(`#task-dependencies a[href="/tasks/${first}"]`).click();

@@ -179,6 +179,7 @@ export function mount(root, app) {
     Object.assign(filters, change);
     // Live and finished lists sort by different columns.
     if (isFinished(filters.status) !== wasFinished) sort = { key: '', order: '' };
+    fresh = true;
     writeQuery({ status: filters.status, family: filters.family, model: filters.model, hardware: filters.hardware, worker: filters.worker_id, q: filters.search, sort: sort.key, order: sort.order });
     pages.reset();
     refresh.now();
@@ -194,10 +195,15 @@ export function mount(root, app) {
 
   let polling = false;
   let polls = 0;
+  // The slower figures (models, the distribution) are read every fifth poll, and at once
+  // after the filters change.
+  let fresh = true;
   const poll = async () => {
     if (polling) return;
     polling = true;
     polls += 1;
+    const slow = fresh || polls % 5 === 1;
+    fresh = false;
     const finished = isFinished(filters.status);
     const table = finished ? finishedTable : liveTable;
     if (tableHolder.firstChild !== table.element) replace(tableHolder, table.element);
@@ -206,9 +212,9 @@ export function mount(root, app) {
       const asked = { ...apiFilters(), ...(finished ? rangeParams() : {}), sort: sort.key || undefined, order: sort.order || undefined, limit, cursor: pages.cursor() };
       const [list, metrics, waiting, spread] = await Promise.all([
         getJson('/api/tasks', asked),
-        polls % 5 === 1 ? getJson('/api/metrics/tasks').catch(() => null) : null,
+        slow ? getJson('/api/metrics/tasks').catch(() => null) : null,
         getJson('/api/tasks', { status: 'queued', blocked: true, sort: 'created_at', limit: 20 }).catch(() => null),
-        polls % 5 === 1 ? getJson('/api/metrics/tasks/distribution', { family: filters.family, model: filters.model, hardware: filters.hardware, worker_id: filters.worker_id, ...rangeParams() }).catch((err) => err) : null,
+        slow ? getJson('/api/metrics/tasks/distribution', { family: filters.family, model: filters.model, hardware: filters.hardware, worker_id: filters.worker_id, ...rangeParams() }).catch((err) => err) : null,
       ]);
       setText(error, '');
       setText(source, finished ? 'Finished tasks, from the archive, newest first unless sorted.' : 'Live tasks, from the processor, oldest first unless sorted.');
