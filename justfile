@@ -26,9 +26,12 @@ build: tools
 ui:
     cd services/gateway/ui && npm ci --no-audit --no-fund && npm run build
 
+# `just up 1000 --theme light --port 8085`: a bare number is the demo fleet's size
+# (FLEETWATCH_DEMO_WORKERS, default 24); the monitoring guide's options go to the service
+# that owns each (deploy/up.sh lists them).
 # Run nats-server, the five services and a demo fleet; dashboard on http://localhost:8082.
-up workers=env("FLEETWATCH_DEMO_WORKERS", "24"): build
-    deploy/up.sh {{workers}} "$CARGO_TARGET_DIR/debug"
+up *args: build
+    deploy/up.sh "$CARGO_TARGET_DIR/debug" {{args}}
 
 # cargo-nextest when installed (one summary line for the whole run), else cargo test; then
 # the dashboard's browser tests (ui-test).
@@ -54,7 +57,9 @@ ui-test: build
 # JetStream (release build), a 10-minute 10,000-worker demo built as `just up` builds it,
 # the archive's growth and its history queries on a week of 1,000 workers, the scale ladder
 # (`just bench 100 1000` for other rungs), then alert-bench (about 4 minutes, 7 at most):
-# each rule's delay from the event that completes it to the alert, at 10,000 workers.
+# each rule's delay from the event that completes it to the alert, at 10,000 workers; then
+# dashboard-bench (about 4 minutes): page loads in Chromium, WebSocket fan-out to 200
+# clients and the API's answers at 10,000 workers.
 bench *ladder: build
     cargo build --release --workspace --bins
     "$CARGO_TARGET_DIR/release/pipeline-bench"
@@ -65,6 +70,8 @@ bench *ladder: build
     "$CARGO_TARGET_DIR/release/ladder-bench" {{ladder}}
     FLEETWATCH_NATS__EVENTS_MAX_MIB=24576 FLEETWATCH_NATS__METRICS_MAX_MIB=2048 \
         "$CARGO_TARGET_DIR/release/alert-bench"
+    FLEETWATCH_BIN_DIR="$CARGO_TARGET_DIR/debug" FLEETWATCH_NATS__EVENTS_MAX_MIB=24576 \
+        FLEETWATCH_NATS__METRICS_MAX_MIB=2048 "$CARGO_TARGET_DIR/release/dashboard-bench"
 
 # Format and lint.
 lint:

@@ -2,10 +2,52 @@
 # Brings up the whole system on this machine: nats-server with JetStream (store under
 # var/nats), the five services as separate processes and the demo fleet. Logs go to
 # var/log/. Ctrl-C stops everything cleanly.
-#   deploy/up.sh [workers] [bin-dir]
+#   deploy/up.sh BIN_DIR [WORKERS] [the monitoring guide's options]
+# Each option goes to the service that owns it (README: "The monitoring guide's options"):
+#   --host H --port P --theme light|dark --refresh S --output-dir D --browser --real-time
+#       the gateway (dashboard)
+#   --coordinator URL   the collector polls that coordinator
+#   --no-alerts         the alerter raises none
+#   --db-path PATH      the archiver's DuckDB file (default var/fleetwatch.duckdb)
+#   --debug             every service logs at debug level
 set -euo pipefail
-workers="${1:-24}"
-bin="${2:?the directory of the built binaries}"
+bin="${1:?the directory of the built binaries}"
+shift
+workers="${FLEETWATCH_DEMO_WORKERS:-24}"
+gateway=(--port "${FLEETWATCH_GATEWAY__PORT:-8082}")
+collector=()
+alerter=()
+db_path=var/fleetwatch.duckdb
+common=()
+usage() {
+  echo "up: $1" >&2
+  echo "usage: just up [WORKERS] [--host H] [--port P] [--theme light|dark] [--refresh S] [--output-dir D]" >&2
+  echo "               [--browser] [--real-time] [--coordinator URL] [--no-alerts] [--db-path PATH] [--debug]" >&2
+  exit 2
+}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    [0-9]*) workers="$1" ;;
+    --host | --port | --theme | --refresh | --output-dir)
+      [ $# -ge 2 ] || usage "$1 needs a value"
+      gateway+=("$1" "$2")
+      shift ;;
+    --browser | --real-time) gateway+=("$1") ;;
+    --coordinator)
+      [ $# -ge 2 ] || usage "$1 needs a URL"
+      collector+=(--coordinator "$2")
+      shift ;;
+    --no-alerts) alerter+=(--no-alerts) ;;
+    --db-path)
+      [ $# -ge 2 ] || usage "$1 needs a path"
+      db_path="$2"
+      shift ;;
+    --debug) common+=(--debug) ;;
+    *) usage "unknown option $1" ;;
+  esac
+  shift
+done
+[[ "$workers" =~ ^[0-9]+$ ]] || usage "the demo fleet's size is a number, not $workers"
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 mkdir -p var/log var/nats
@@ -43,20 +85,24 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-common=(--nats-url "$nats_url")
-"$bin/fleetwatch-collector" "${common[@]}" --demo-workers "$workers" >var/log/collector.log 2>&1 &
+common+=(--nats-url "$nats_url")
+"$bin/fleetwatch-collector" "${common[@]}" --demo-workers "$workers" "${collector[@]}" >var/log/collector.log 2>&1 &
 pids+=($!)
 "$bin/fleetwatch-processor" "${common[@]}" >var/log/processor.log 2>&1 &
 pids+=($!)
-"$bin/fleetwatch-alerter" "${common[@]}" >var/log/alerter.log 2>&1 &
+"$bin/fleetwatch-alerter" "${common[@]}" "${alerter[@]}" >var/log/alerter.log 2>&1 &
 pids+=($!)
-"$bin/fleetwatch-archiver" "${common[@]}" --db-path var/fleetwatch.duckdb >var/log/archiver.log 2>&1 &
+"$bin/fleetwatch-archiver" "${common[@]}" --db-path "$db_path" >var/log/archiver.log 2>&1 &
 pids+=($!)
-"$bin/fleetwatch-gateway" "${common[@]}" --port "${FLEETWATCH_GATEWAY__PORT:-8082}" >var/log/gateway.log 2>&1 &
+"$bin/fleetwatch-gateway" "${common[@]}" "${gateway[@]}" >var/log/gateway.log 2>&1 &
 pids+=($!)
 
+port="${FLEETWATCH_GATEWAY__PORT:-8082}"
+for ((i = 0; i < ${#gateway[@]}; i++)); do
+  [ "${gateway[$i]}" = --port ] && port="${gateway[$((i + 1))]}"
+done
 echo "up: nats-server on $nats_url, a demo fleet of $workers workers"
-echo "up: dashboard on http://localhost:${FLEETWATCH_GATEWAY__PORT:-8082}  (logs in var/log/, ctrl-c stops)"
+echo "up: dashboard on http://localhost:$port  (logs in var/log/, ctrl-c stops)"
 # Stop everything as soon as any process ends on its own.
 wait -n "${pids[@]}" || true
 echo "up: a process stopped; see var/log/" >&2
