@@ -1,10 +1,13 @@
 // A data table: headers with tooltips that sort when clicked (the page decides how: in the
 // URL and on the server, or here), rows set as text (a column may build a node, such as a
 // link, from text), a caption line and an export button: the API's own CSV for lists the
-// server holds whole, else a CSV of the rows shown.
+// server holds whole, else a CSV of the rows shown. `sortedTable` sorts a few rows here
+// with its sort in the URL, `pager` steps through a server's pages, `barCell` is a figure
+// with a bar under it.
 
 import { download, toCsv } from './csv.js';
 import { h, replace, setText } from './dom.js';
+import { readQuery, writeQuery } from './url-state.js';
 
 /**
  * `columns`: [{ key, label, title, num?, sortable?, value(row) -> text | Node, csv?(row) }];
@@ -134,4 +137,86 @@ export function pager({ onPage }) {
     },
     cursor: () => cursors[index],
   };
+}
+
+function compare(left, right) {
+  const missing = (value) => value === null || value === undefined || Number.isNaN(value);
+  if (missing(left) || missing(right)) return missing(left) ? (missing(right) ? 0 : 1) : -1;
+  if (typeof left === 'string' || typeof right === 'string') return String(left).localeCompare(String(right));
+  return left - right;
+}
+
+/**
+ * `columns` as dataTable takes them, each with an optional `sortValue(row)` (default
+ * `row[key]`); `urlKey` names the sort in the URL; `sort` is the default `{ key, order }`.
+ * `update(rows, note)` shows rows in the chosen order.
+ */
+export function sortedTable({ id, caption, columns, urlKey, sort: fallback, csv, empty, rowKey = (row) => row.key }) {
+  const parse = (text) => {
+    const [key, order] = String(text ?? '').split('.');
+    const column = columns.find((candidate) => candidate.key === key);
+    return column && column.sortable !== false && (order === 'asc' || order === 'desc') ? { key, order } : null;
+  };
+  let sort = parse(readQuery()[urlKey]) ?? fallback;
+  let rows = [];
+  let note = '';
+  // A column sorted by a value of its own exports that value.
+  const exported = columns.map((column) => (column.csv === undefined && column.sortValue ? { ...column, csv: column.sortValue } : column));
+  const table = dataTable({
+    id,
+    caption,
+    columns: exported,
+    sort,
+    onSort: (key, order) => {
+      sort = { key, order };
+      const isDefault = key === fallback.key && order === fallback.order;
+      writeQuery({ [urlKey]: isDefault ? null : `${key}.${order}` });
+      draw();
+    },
+    csv,
+    empty,
+    rowKey,
+  });
+
+  function draw() {
+    const column = columns.find((candidate) => candidate.key === sort.key);
+    const value = column?.sortValue ?? ((row) => row[sort.key]);
+    const direction = sort.order === 'asc' ? 1 : -1;
+    const sorted = rows
+      .map((row) => ({ row, value: value(row) }))
+      .sort((a, b) => {
+        const order = compare(a.value, b.value);
+        // Missing values last whichever the direction.
+        const missing = a.value === null || a.value === undefined || b.value === null || b.value === undefined;
+        return (missing ? order : direction * order) || String(rowKey(a.row)).localeCompare(String(rowKey(b.row)));
+      })
+      .map((entry) => entry.row);
+    table.update(sorted, note);
+  }
+
+  return {
+    element: table.element,
+    update(next, noteText = '') {
+      rows = Array.isArray(next) ? next : [];
+      note = noteText;
+      draw();
+    },
+    rows: () => rows,
+  };
+}
+
+/**
+ * A figure with a bar under it: `share` 0..1 of the bar's full width; `kind` one of
+ * `bad`, `warn`, `ok` (app.css .bar-*; `bar-ok` and so on are taken too), or none for the
+ * series colour.
+ */
+export function barCell(text, share, { kind = null, title = null } = {}) {
+  const width = Number.isFinite(share) ? Math.max(0, Math.min(1, share)) * 100 : 0;
+  kind = kind?.replace(/^bar-/, '') || null;
+  return h(
+    'span',
+    { class: 'bar-cell', title },
+    h('span', { class: 'bar-text' }, text),
+    h('span', { class: `bar${kind ? ` bar-${kind}` : ''}`, style: `width:${width.toFixed(1)}%`, 'aria-hidden': 'true' }),
+  );
 }

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { launchBrowser, startSystem, waitFor } from './system.mjs';
+import { launchBrowser, startSystem, waitFor, openPage } from './system.mjs';
 
 const HOSTILE = '<img src=x onerror=alert(1)>';
 let system;
@@ -47,24 +47,11 @@ async function postAlert({ level = 'warning', title, message = 'posted by the te
 
 const unique = (what) => `${what} ${Date.now()}-${++serial}`;
 
-/** A fresh context (its own localStorage) on /alerts; fails the test on a script error or a dialog. */
 async function openAlerts(query = '') {
-  const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true });
-  await context.addInitScript(() => {
-    window.alert = () => {
-      window.injected = true;
-    };
-  });
-  const page = await context.newPage();
-  const problems = [];
-  page.on('pageerror', (err) => problems.push(String(err)));
-  page.on('dialog', (dialog) => {
-    problems.push(`a dialog opened: ${dialog.message()}`);
-    dialog.dismiss().catch(() => {});
-  });
-  await page.goto(`${system.url}/alerts${query}`);
+  const opened = await openPage(browser, `${system.url}/alerts${query}`);
+  const { page } = opened;
   await waitFor('the alerts page', async () => (await textOf(page.locator('main h1').first())) === 'Alerts');
-  return { context, page, problems };
+  return opened;
 }
 
 /** A locator's text now, without waiting for it to exist (empty when it does not). */

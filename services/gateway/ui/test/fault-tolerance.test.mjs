@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { ingest, launchBrowser, startSystem, waitFor } from './system.mjs';
+import { ingest, launchBrowser, startSystem, waitFor, openPage as openShared } from './system.mjs';
 
 const WORKERS = 12;
 const HOSTILE = '<img src=x onerror=alert(1)>';
@@ -49,21 +49,7 @@ after(async () => {
 });
 
 async function openPage(path = '/fault-tolerance') {
-  const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true });
-  const page = await context.newPage();
-  const problems = [];
-  page.on('pageerror', (err) => problems.push(String(err)));
-  page.on('dialog', (dialog) => {
-    problems.push(`a dialog opened: ${dialog.message()}`);
-    dialog.dismiss().catch(() => {});
-  });
-  await page.addInitScript(() => {
-    window.alert = () => {
-      window.injected = true;
-    };
-  });
-  await page.goto(`${system.url}${path}`);
-  return { context, page, problems };
+  return openShared(browser, `${system.url}${path}`);
 }
 
 const text = (page, selector) => page.locator(selector).first().textContent();

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ingest, launchBrowser, startSystem, waitFor } from './system.mjs';
+import { ingest, launchBrowser, startSystem, waitFor, openPage } from './system.mjs';
 
 const WORKERS = 12;
 let system;
@@ -20,18 +20,8 @@ after(async () => {
   await system?.stop();
 });
 
-/** A fresh browser context (its own localStorage) on the overview; fails the test on a script error. */
 async function openOverview() {
-  const context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
-  const page = await context.newPage();
-  const problems = [];
-  page.on('pageerror', (err) => problems.push(String(err)));
-  page.on('dialog', (dialog) => {
-    problems.push(`a dialog opened: ${dialog.message()}`);
-    dialog.dismiss().catch(() => {});
-  });
-  await page.goto(`${system.url}/`);
-  return { context, page, problems };
+  return openPage(browser, `${system.url}/`);
 }
 
 const text = (page, selector) => page.locator(selector).first().textContent();
@@ -151,11 +141,6 @@ describe('the overview', () => {
   test('shows a hostile task error as text and runs no script', async () => {
     const { context, page, problems } = await openOverview();
     try {
-      await page.evaluate(() => {
-        window.alert = () => {
-          window.injected = true;
-        };
-      });
       const hostile = '<img src=x onerror=alert(1)>';
       const taskId = `hostile-${Date.now()}`;
       await ingest(system, [
@@ -200,7 +185,7 @@ describe('navigation', () => {
         await page.locator(`nav a[href="${path}"]`).click();
         await waitFor(`${path} to show`, async () => new URL(page.url()).pathname === path);
         assert.equal(await page.locator(`nav a[href="${path}"]`).getAttribute('aria-current'), 'page');
-        assert.ok((await page.locator('main h1, main .overview').count()) > 0, `${path} shows something`);
+        await waitFor(`${path} to show its page`, async () => (await page.locator('main h1, main .overview').count()) > 0);
       }
       // A page's URL loads that page directly, served by the gateway.
       await page.goto(`${system.url}/alerts`);

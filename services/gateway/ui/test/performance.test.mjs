@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { ingest, launchBrowser, startSystem, waitFor } from './system.mjs';
+import { ingest, launchBrowser, startSystem, waitFor, openPage } from './system.mjs';
 
 const HOSTILE = '<img src=x onerror=alert(1)>';
 let system;
@@ -23,23 +23,8 @@ after(async () => {
   await system?.stop();
 });
 
-/** A fresh context on `path`; collects script errors and dialogs, and notes an injected alert(). */
 async function open(path = '/performance') {
-  const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true });
-  await context.addInitScript(() => {
-    window.alert = () => {
-      window.injected = true;
-    };
-  });
-  const page = await context.newPage();
-  const problems = [];
-  page.on('pageerror', (err) => problems.push(String(err)));
-  page.on('dialog', (dialog) => {
-    problems.push(`a dialog opened: ${dialog.message()}`);
-    dialog.dismiss().catch(() => {});
-  });
-  await page.goto(`${system.url}${path}`);
-  return { context, page, problems };
+  return openPage(browser, `${system.url}${path}`);
 }
 
 const text = (page, selector) => page.locator(selector).first().textContent();
@@ -145,14 +130,14 @@ describe('the performance page', () => {
       const sorted = (values, direction) => values.every((value, i) => i === 0 || direction * (value - values[i - 1]) >= 0);
 
       await page.locator('#family-table button.sort[data-sort="completed"]').click();
-      assert.equal(new URL(page.url()).searchParams.get('family_sort'), '-completed');
+      assert.equal(new URL(page.url()).searchParams.get('family_sort'), 'completed.desc');
       await waitFor('most completed first', async () => sorted(await doneColumn(), -1));
       await page.locator('#family-table button.sort[data-sort="completed"]').click();
-      assert.equal(new URL(page.url()).searchParams.get('family_sort'), 'completed');
+      assert.equal(new URL(page.url()).searchParams.get('family_sort'), 'completed.asc');
       await waitFor('fewest completed first', async () => sorted(await doneColumn(), 1));
 
       await page.locator('#hardware-table button.sort[data-sort="key"]').click();
-      assert.equal(new URL(page.url()).searchParams.get('hw_sort'), 'key');
+      assert.equal(new URL(page.url()).searchParams.get('hw_sort'), 'key.asc');
       const hardware = await page.$$eval('#hardware-table tbody tr[data-key]', (rows) => rows.map((row) => row.dataset.key));
       assert.deepEqual(hardware, [...hardware].sort((a, b) => a.localeCompare(b)), 'hardware in name order');
 

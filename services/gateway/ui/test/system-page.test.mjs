@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { launchBrowser, startSystem, waitFor } from './system.mjs';
+import { launchBrowser, startSystem, waitFor, openPage } from './system.mjs';
 
 const WORKERS = 12;
 let system;
@@ -23,16 +23,7 @@ after(async () => {
 });
 
 async function openSystem(path = '/system') {
-  const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true });
-  const page = await context.newPage();
-  const problems = [];
-  page.on('pageerror', (err) => problems.push(String(err)));
-  page.on('dialog', (dialog) => {
-    problems.push(`a dialog opened: ${dialog.message()}`);
-    dialog.dismiss().catch(() => {});
-  });
-  await page.goto(`${system.url}${path}`);
-  return { context, page, problems };
+  return openPage(browser, `${system.url}${path}`);
 }
 
 const text = (page, selector) => page.locator(selector).first().textContent();

@@ -238,3 +238,26 @@ export async function ingest(system, events) {
   return body;
 }
 
+
+/**
+ * A fresh browser context (its own localStorage) on `url`, 1440 x 1000, downloads allowed;
+ * `problems` collects script errors and dialogs (an injected script would open one), and
+ * `window.injected` is set if anything calls `alert`.
+ */
+export async function openPage(browser, url) {
+  const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true });
+  await context.addInitScript(() => {
+    window.alert = () => {
+      window.injected = true;
+    };
+  });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (err) => problems.push(String(err)));
+  page.on('dialog', (dialog) => {
+    problems.push(`a dialog opened: ${dialog.message()}`);
+    dialog.dismiss().catch(() => {});
+  });
+  await page.goto(url);
+  return { context, page, problems };
+}

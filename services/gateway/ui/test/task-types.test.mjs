@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { ingest, launchBrowser, startSystem, waitFor } from './system.mjs';
+import { ingest, launchBrowser, startSystem, waitFor, openPage } from './system.mjs';
 
 const HOSTILE = '<img src=x onerror=alert(1)>';
 let system;
@@ -23,23 +23,8 @@ after(async () => {
   await system?.stop();
 });
 
-/** A fresh context on `path`; collects script errors and dialogs, and notes an injected alert(). */
 async function open(path) {
-  const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true });
-  await context.addInitScript(() => {
-    window.alert = () => {
-      window.injected = true;
-    };
-  });
-  const page = await context.newPage();
-  const problems = [];
-  page.on('pageerror', (err) => problems.push(String(err)));
-  page.on('dialog', (dialog) => {
-    problems.push(`a dialog opened: ${dialog.message()}`);
-    dialog.dismiss().catch(() => {});
-  });
-  await page.goto(`${system.url}${path}`);
-  return { context, page, problems };
+  return openPage(browser, `${system.url}${path}`);
 }
 
 const text = (page, selector) => page.locator(selector).first().textContent();
@@ -61,7 +46,7 @@ describe('the task-types list', () => {
 
       // Sorting is in the URL.
       await page.locator('#task-types-table button.sort[data-sort="completed"]').click();
-      assert.equal(new URL(page.url()).searchParams.get('sort'), '-completed');
+      assert.equal(new URL(page.url()).searchParams.get('sort'), 'completed.desc');
       await waitFor('most completed first', async () => {
         const done = await page.$$eval('#task-types-table tbody tr[data-key]', (rows) => rows.map((row) => Number(row.children[4].textContent.replaceAll(',', ''))));
         return done.every((value, i) => i === 0 || value <= done[i - 1]);
@@ -122,7 +107,7 @@ describe('a family\'s page', () => {
     try {
       await waitFor('model rows', async () => (await page.locator('#tt-models tbody tr[data-key]').count()) > 0);
       await page.locator('#tt-models button.sort[data-sort="key"]').click();
-      assert.equal(new URL(page.url()).searchParams.get('sort'), 'key');
+      assert.equal(new URL(page.url()).searchParams.get('sort'), 'key.asc');
       const names = await page.$$eval('#tt-models tbody tr[data-key]', (rows) => rows.map((row) => row.dataset.key));
       assert.deepEqual(names, [...names].sort((a, b) => a.localeCompare(b)));
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { ingest, launchBrowser, startSystem, waitFor } from './system.mjs';
+import { ingest, launchBrowser, startSystem, waitFor, openPage } from './system.mjs';
 
 const HOSTILE = '<img src=x onerror=alert(1)>';
 let system;
@@ -23,16 +23,7 @@ after(async () => {
 });
 
 async function open(path) {
-  const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true });
-  const page = await context.newPage();
-  const problems = [];
-  page.on('pageerror', (err) => problems.push(String(err)));
-  page.on('dialog', (dialog) => {
-    problems.push(`a dialog opened: ${dialog.message()}`);
-    dialog.dismiss().catch(() => {});
-  });
-  await page.goto(`${system.url}${path}`);
-  return { context, page, problems };
+  return openPage(browser, `${system.url}${path}`);
 }
 
 /** A duration as the page writes it ("850 ms", "4.3 s", "2 min 5 s") in ms. */
@@ -98,11 +89,6 @@ describe('the tasks page', () => {
     ]);
     const { context, page, problems } = await open(`/tasks?status=failed&q=${taskId}`);
     try {
-      await page.evaluate(() => {
-        window.alert = () => {
-          window.injected = true;
-        };
-      });
       const error = page.locator('#tasks-table .failure-error', { hasText: HOSTILE });
       await waitFor('the failure in the list', async () => (await error.count()) > 0);
       assert.equal(await error.first().textContent(), HOSTILE);

@@ -10,7 +10,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ingest, launchBrowser, startSystem, waitFor } from './system.mjs';
+import { ingest, launchBrowser, startSystem, waitFor, openPage } from './system.mjs';
 
 const WORKERS = 20;
 const SHOWN = 3;
@@ -33,19 +33,11 @@ after(async () => {
 const api = async (path) => (await fetch(`${system.url}${path}`)).json();
 const allGroups = (topology) => topology.kinds.flatMap((kind) => kind.groups.map((group) => ({ ...group, hardware: kind.hardware })));
 
-/** A fresh browser context (its own localStorage) on `path`; fails the test on a script error. */
 async function open(path = '/topology') {
-  const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true });
-  const page = await context.newPage();
-  const problems = [];
-  page.on('pageerror', (err) => problems.push(String(err)));
-  page.on('dialog', (dialog) => {
-    problems.push(`a dialog opened: ${dialog.message()}`);
-    dialog.dismiss().catch(() => {});
-  });
-  await page.goto(`${system.url}${path}`);
+  const opened = await openPage(browser, `${system.url}${path}`);
+  const { page } = opened;
   await waitFor('the map\'s canvas', async () => (await page.locator('#topology-graph canvas').count()) > 0);
-  return { context, page, problems };
+  return opened;
 }
 
 /** Where a map node (by cytoscape id) is on the screen, once drawn. */
@@ -277,11 +269,6 @@ describe('the topology page', () => {
     ]);
     const { context, page, problems } = await open();
     try {
-      await page.evaluate(() => {
-        window.alert = () => {
-          window.injected = true;
-        };
-      });
       const id = `other/${hostile}`;
       await waitFor('the hostile group listed', async () => (await tableKeys(page, 'topology-groups')).includes(id));
       const row = page.locator('#topology-groups tbody tr').filter({ has: page.locator(`button[data-group="${id}"]`) });

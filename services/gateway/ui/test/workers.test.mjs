@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { ingest, launchBrowser, startSystem, waitFor } from './system.mjs';
+import { ingest, launchBrowser, startSystem, waitFor, openPage } from './system.mjs';
 
 const WORKERS = 20;
 const HOSTILE = '<img src=x onerror=alert(1)>';
@@ -33,16 +33,7 @@ after(async () => {
 });
 
 async function open(path) {
-  const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true });
-  const page = await context.newPage();
-  const problems = [];
-  page.on('pageerror', (err) => problems.push(String(err)));
-  page.on('dialog', (dialog) => {
-    problems.push(`a dialog opened: ${dialog.message()}`);
-    dialog.dismiss().catch(() => {});
-  });
-  await page.goto(`${system.url}${path}`);
-  return { context, page, problems };
+  return openPage(browser, `${system.url}${path}`);
 }
 
 const rows = (page) => page.locator('#workers-table tbody tr[data-key]');
@@ -93,11 +84,6 @@ describe('the workers page', () => {
   test('shows a hostile tag as text, in the menu and on the worker\'s page', async () => {
     const { context, page, problems } = await open('/workers?q=zz-hostile');
     try {
-      await page.evaluate(() => {
-        window.alert = () => {
-          window.injected = true;
-        };
-      });
       await waitFor('the hostile worker', async () => (await rows(page).count()) === 1);
       const options = await page.locator('select[name="tag"] option').allTextContents();
       assert.ok(options.some((text) => text.startsWith(HOSTILE)), `the tag is offered as text: ${options}`);

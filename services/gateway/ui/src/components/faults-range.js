@@ -8,9 +8,9 @@
 import { apiUrl, getJson } from '../api.js';
 import { h, setText } from '../dom.js';
 import * as format from '../format.js';
-import { dataTable, pager } from '../table.js';
+import { barCell, dataTable, pager, sortedTable } from '../table.js';
 import { readQuery, writeQuery } from '../url-state.js';
-import { barCell, sortedTable, stateBadge } from './system-sorted.js';
+import { stateBadge } from './state-badge.js';
 
 const PATTERNS = [
   { value: 'error', label: 'error text', keyLabel: 'Error', keyTitle: 'The error text the tasks failed with, as sent' },

@@ -6,7 +6,7 @@
 
 import { h, replace, setText } from '../dom.js';
 import * as format from '../format.js';
-import { barCell, sortedTable } from './system-sorted.js';
+import { barCell, sortedTable } from '../table.js';
 
 const rateKind = (rate) => (rate >= 0.2 ? 'bad' : rate >= 0.05 ? 'warn' : 'ok');
 

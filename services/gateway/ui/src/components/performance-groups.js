@@ -1,85 +1,10 @@
-// Tables of task groups (`GroupStats` rows by hardware kind, model family or model, and
-// rows built from them) sorted here by any column, the sort kept in the URL under a name of
-// the page's choosing (`?<param>=key` ascending, `?<param>=-key` descending), with a CSV of
-// the rows shown. Used by the performance and the task-types pages.
+// The columns of task-group tables (`GroupStats` rows by hardware kind, model family or
+// model), for the shared sortedTable, and small helpers the performance and task-types
+// pages share.
 
 import { h } from '../dom.js';
 import * as format from '../format.js';
-import { dataTable } from '../table.js';
-import { readQuery, writeQuery } from '../url-state.js';
-
-/** `-key` → { key, order: 'desc' }, `key` → asc; null for a key not among `columns`. */
-function parseSort(text, columns) {
-  if (typeof text !== 'string' || text === '') return null;
-  const desc = text.startsWith('-');
-  const key = desc ? text.slice(1) : text;
-  return columns.some((column) => column.key === key && column.sortable !== false) ? { key, order: desc ? 'desc' : 'asc' } : null;
-}
-
-/**
- * A dataTable whose rows are sorted here. `columns` as dataTable's, each with an optional
- * `sort(row)` giving the value to sort by (default `row[key]`; also the CSV value of a
- * column without `csv`). `param` names the sort in the URL; `fallback` is the sort without
- * one. `update(rows)` draws them.
- */
-export function sortedTable({ id, caption, columns, param, fallback, csv, empty, rowKey = (row) => row.key }) {
-  const valueOf = (column) => column.sort ?? ((row) => row[column.key]);
-  const prepared = columns.map((column) => ({ ...column, csv: column.csv === undefined ? valueOf(column) : column.csv }));
-  let sort = parseSort(readQuery()[param], columns) ?? fallback;
-  let rows = [];
-  let lastNote = '';
-  const table = dataTable({
-    id,
-    caption,
-    columns: prepared,
-    sort,
-    csv,
-    empty,
-    rowKey,
-    onSort: (key, order) => {
-      sort = { key, order };
-      const isFallback = key === fallback.key && order === fallback.order;
-      writeQuery({ [param]: isFallback ? null : `${order === 'desc' ? '-' : ''}${key}` });
-      draw();
-    },
-  });
-
-  function draw() {
-    const column = prepared.find((candidate) => candidate.key === sort.key) ?? prepared[0];
-    const pick = valueOf(column);
-    const direction = sort.order === 'asc' ? 1 : -1;
-    const sorted = [...rows].sort((a, b) => {
-      const left = pick(a);
-      const right = pick(b);
-      let order;
-      if (typeof left === 'string' || typeof right === 'string') order = String(left ?? '').localeCompare(String(right ?? ''));
-      else order = (left ?? -Infinity) - (right ?? -Infinity) || 0;
-      return direction * order || String(rowKey(a)).localeCompare(String(rowKey(b)));
-    });
-    table.update(sorted, lastNote);
-  }
-
-  return {
-    element: table.element,
-    update(next, note = '') {
-      rows = Array.isArray(next) ? next : [];
-      lastNote = note;
-      draw();
-    },
-    rows: () => table.rows(),
-  };
-}
-
-/** A bar of `value` out of `widest` under a figure, as the shared `.bar` draws it. */
-export function withBar(text, value, widest, tone = '') {
-  const share = widest > 0 && Number.isFinite(value) ? Math.max(0, Math.min(1, value / widest)) : 0;
-  return h(
-    'span',
-    { class: 'figure-bar' },
-    text,
-    h('span', { class: `bar ${tone}`.trim(), style: `width:${(share * 100).toFixed(1)}%`, 'aria-hidden': 'true' }),
-  );
-}
+import { barCell } from '../table.js';
 
 /** The tone of a success rate (0 to 1): ok at 95% or more, warn from 80%, else bad. */
 export function successTone(rate) {
@@ -92,7 +17,7 @@ export function successTone(rate) {
  * times, the best-fit share. `widest()` is the greatest throughput among the rows shown,
  * for the throughput bars; `include` picks columns by key, in its order.
  */
-export function groupColumns({ widest = () => 0, include = null } = {}) {
+export function groupColumns({ widest = () => 1, include = null } = {}) {
   const all = [
     { key: 'running', label: 'Running', title: 'Tasks running now', num: true, value: (row) => format.count(row.running) },
     { key: 'queued', label: 'Queued', title: 'Tasks waiting to start now (queued or assigned)', num: true, value: (row) => format.count(row.queued) },
@@ -103,25 +28,25 @@ export function groupColumns({ widest = () => 0, include = null } = {}) {
       label: 'Tasks/min',
       title: 'Completions in the last 60 s',
       num: true,
-      value: (row) => withBar(format.number(row.throughput_per_min), row.throughput_per_min, widest()),
+      value: (row) => barCell(format.number(row.throughput_per_min), row.throughput_per_min / widest()),
     },
     {
       key: 'success_rate',
       label: 'Success',
       title: 'completed / (completed + failed); 100% before any',
       num: true,
-      value: (row) => withBar(format.ratio(row.success_rate), row.success_rate, 1, successTone(row.success_rate)),
+      value: (row) => barCell(format.ratio(row.success_rate), row.success_rate, { kind: successTone(row.success_rate) }),
     },
-    { key: 'run_p50', label: 'Run p50', title: 'Median run time of the last 200 completions', num: true, sort: (row) => row.duration_ms?.p50, value: (row) => format.duration(row.duration_ms?.p50) },
-    { key: 'run_p95', label: 'Run p95', title: '95th percentile run time of the last 200 completions', num: true, sort: (row) => row.duration_ms?.p95, value: (row) => format.duration(row.duration_ms?.p95) },
-    { key: 'queue_mean', label: 'Queue mean', title: 'Mean time the last 200 starts waited (start − last queued)', num: true, sort: (row) => row.queue_time_ms?.mean, value: (row) => format.duration(row.queue_time_ms?.mean) },
-    { key: 'queue_p95', label: 'Queue p95', title: '95th percentile wait of the last 200 starts', num: true, sort: (row) => row.queue_time_ms?.p95, value: (row) => format.duration(row.queue_time_ms?.p95) },
+    { key: 'run_p50', label: 'Run p50', title: 'Median run time of the last 200 completions', num: true, sortValue: (row) => row.duration_ms?.p50, value: (row) => format.duration(row.duration_ms?.p50) },
+    { key: 'run_p95', label: 'Run p95', title: '95th percentile run time of the last 200 completions', num: true, sortValue: (row) => row.duration_ms?.p95, value: (row) => format.duration(row.duration_ms?.p95) },
+    { key: 'queue_mean', label: 'Queue mean', title: 'Mean time the last 200 starts waited (start − last queued)', num: true, sortValue: (row) => row.queue_time_ms?.mean, value: (row) => format.duration(row.queue_time_ms?.mean) },
+    { key: 'queue_p95', label: 'Queue p95', title: '95th percentile wait of the last 200 starts', num: true, sortValue: (row) => row.queue_time_ms?.p95, value: (row) => format.duration(row.queue_time_ms?.p95) },
     {
       key: 'best_fit_ratio',
       label: 'Best fit',
       title: 'Share of the last 200 assignments that went to a best-fit worker: the optimal worker match',
       num: true,
-      value: (row) => withBar(format.ratio(row.best_fit_ratio), row.best_fit_ratio, 1, successTone(row.best_fit_ratio)),
+      value: (row) => barCell(format.ratio(row.best_fit_ratio), row.best_fit_ratio, { kind: successTone(row.best_fit_ratio) }),
     },
   ];
   return include ? include.map((key) => all.find((column) => column.key === key)).filter(Boolean) : all;

@@ -7,7 +7,8 @@
 import { h, setText } from '../dom.js';
 import * as format from '../format.js';
 import { readQuery, writeQuery } from '../url-state.js';
-import { sortedTable, stateBadge } from './system-sorted.js';
+import { stateBadge } from './state-badge.js';
+import { sortedTable } from '../table.js';
 
 /** Per service: the counters that say what it took in and what it put out. */
 const FLOW = {

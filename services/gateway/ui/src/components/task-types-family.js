@@ -13,7 +13,8 @@ import { h, replace, setText } from '../dom.js';
 import * as format from '../format.js';
 import { rangePicker } from '../range.js';
 import { refresher } from '../refresh.js';
-import { groupColumns, problemText, sortedTable, successTone, widestThroughput } from './performance-groups.js';
+import { groupColumns, problemText, successTone, widestThroughput } from './performance-groups.js';
+import { sortedTable } from '../table.js';
 import { liveTasks } from './task-types-live.js';
 
 /** Redraw the lists and the table at most this often from the socket. */
@@ -142,14 +143,14 @@ export function familyPage(root, app, family) {
     label,
     title,
     num: true,
-    sort: (row) => pick(rangeByModel.get(row.key)),
+    sortValue: (row) => pick(rangeByModel.get(row.key)),
     value: (row) => show(pick(rangeByModel.get(row.key))),
   });
   const models = sortedTable({
     id: 'tt-models',
     caption: 'Models',
-    param: 'sort',
-    fallback: { key: 'throughput_per_min', order: 'desc' },
+    urlKey: 'sort',
+    sort: { key: 'throughput_per_min', order: 'desc' },
     csv: { filename: `task-type-${family}-models` },
     empty: 'No tasks of this family yet.',
     columns: [
@@ -159,7 +160,7 @@ export function familyPage(root, app, family) {
         label: 'Share',
         title: 'Its share of this family\'s tasks seen (queued, running and finished)',
         num: true,
-        sort: (row) => (familyTotal ? seen(row) / familyTotal : null),
+        sortValue: (row) => (familyTotal ? seen(row) / familyTotal : null),
         value: (row) => format.ratio(familyTotal ? seen(row) / familyTotal : null),
       },
       ...groupColumns({

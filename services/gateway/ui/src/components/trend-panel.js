@@ -1,28 +1,37 @@
 // A panel of trend charts over one time range: the range picker (in the URL), the charts
 // (uPlot), marks where alerts fired and recovery actions ran, and a line saying where the
-// data comes from. The data comes from `load(start, end, signal)`, the archive's history;
-// with `live` (the app's RollingWindow of `system` messages) the newest part comes from
-// what the WebSocket delivered, so the chart moves every second.
+// data comes from. The data comes from `load(start, end, signal)`, by default the
+// archive's system history of the charts' series; with `live` (the app's RollingWindow of
+// `system` messages) the newest part comes from what the WebSocket delivered, so the chart
+// moves every second.
 
 import { loadMarkers } from '../annotations.js';
 import { TimeChart, withGaps } from '../charts.js';
 import { h, setText } from '../dom.js';
 import * as format from '../format.js';
-import { mergeSeries } from '../history.js';
+import { loadHistory, mergeSeries } from '../history.js';
 import { rangePicker } from '../range.js';
 
 /**
  * `charts`: [{ title, description, series: [{ key, label, dash? }], format }];
  * `load(start, end, signal)` resolves to `{ time, values, intervalMs, resolution }`;
- * `metrics`: the keys `live` carries (for the merge).
+ * `onRange(range)` after the range changes (other panels of the page may follow it).
  */
-export function trendPanel({ id, title, charts, load, live = null, metrics = [], fallback = '15m', markers = true }) {
+export function trendPanel({ id, title, charts, load = null, live = null, fallback = '15m', markers = true, onRange = null }) {
+  const metrics = [...new Set(charts.flatMap((chart) => chart.series.map((series) => series.key)))];
+  const fetch = load ?? ((start, end, signal) => loadHistory(start, end, metrics, { signal }));
   let history = null;
   let request = null;
   let marks = [];
   const built = charts.map((chart) => new TimeChart(chart));
   const note = h('p', { class: 'muted small history-note', role: 'status' });
-  const picker = rangePicker({ fallback, onChange: () => reload() });
+  const picker = rangePicker({
+    fallback,
+    onChange: (range) => {
+      reload();
+      onRange?.(range);
+    },
+  });
   const element = h(
     'section',
     { class: 'panel trends', id, 'aria-labelledby': `${id}-title` },
@@ -55,7 +64,7 @@ export function trendPanel({ id, title, charts, load, live = null, metrics = [],
       return;
     }
     setText(note, 'loading history…');
-    load(range.start, live ? Math.min(range.end, since) : range.end, controller.signal)
+    fetch(range.start, live ? Math.min(range.end, since) : range.end, controller.signal)
       .then((loaded) => {
         if (request !== controller) return;
         history = loaded;
@@ -100,6 +109,8 @@ export function trendPanel({ id, title, charts, load, live = null, metrics = [],
     start: reload,
     /** Loads the history again (a following range has moved on). */
     reload,
+    /** The range shown: `{ start, end, follows }` in ms. */
+    range: () => picker.range(),
     destroy() {
       request?.abort();
       for (const chart of built) chart.destroy();

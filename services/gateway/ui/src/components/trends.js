@@ -2,7 +2,6 @@
 // the chosen range, live from the WebSocket and from the archive before that.
 
 import * as format from '../format.js';
-import { TREND_METRICS, loadHistory } from '../history.js';
 import { trendPanel } from './trend-panel.js';
 
 /** `live` is the app's RollingWindow. */
@@ -11,8 +10,6 @@ export function trendsPanel(live) {
     id: 'trends',
     title: 'Performance',
     live,
-    metrics: TREND_METRICS,
-    load: (start, end, signal) => loadHistory(start, end, TREND_METRICS, { signal }),
     charts: [
       {
         title: 'Throughput',

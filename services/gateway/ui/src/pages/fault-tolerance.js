@@ -11,8 +11,7 @@
 import { getJson } from '../api.js';
 import { failurePatterns, recoveryActions } from '../components/faults-range.js';
 import { faultTables } from '../components/faults-tables.js';
-import { chosenRange, followRange, liveSystemWindow, loadSystemHistory } from '../components/system-live.js';
-import { stateBadge } from '../components/system-sorted.js';
+import { stateBadge } from '../components/state-badge.js';
 import { trendPanel } from '../components/trend-panel.js';
 import { h, replace, setText } from '../dom.js';
 import * as format from '../format.js';
@@ -24,7 +23,7 @@ const MIN_RUNS = [0, 10, 100, 1000];
 const RANGE_REFRESH_MS = 10_000;
 
 export function mount(root, app) {
-  const live = liveSystemWindow(app.socket);
+  const live = app.trends;
   const query = readQuery();
   let search = query.q ?? '';
   let minRuns = MIN_RUNS.includes(Number(query.min_runs)) ? Number(query.min_runs) : 0;
@@ -45,7 +44,7 @@ export function mount(root, app) {
   const cards = summaryCards();
   const tables = faultTables({ filters: () => ({ search, minRuns }) });
   const components = h('ul', { class: 'component-list ft-components', id: 'ft-components' });
-  const trends = faultTrends(live);
+  const trends = faultTrends(live, (next) => loadRange(next));
   const patterns = failurePatterns();
   const recoveries = recoveryActions();
 
@@ -101,7 +100,7 @@ export function mount(root, app) {
   });
 
   // The archive's views follow the trends' range; a following range is read again now and then.
-  let range = chosenRange();
+  let range = trends.range();
   let rangeLoadedAt = 0;
   const loadRange = (next, { keepPage = false } = {}) => {
     range = next;
@@ -109,11 +108,10 @@ export function mount(root, app) {
     patterns.load(range);
     recoveries.load(range, { keepPage });
   };
-  const stopFollowing = followRange(trends.element, (next) => loadRange(next));
 
   let polling = false;
   const poll = async () => {
-    if (range.follows && Date.now() - rangeLoadedAt >= RANGE_REFRESH_MS) loadRange(chosenRange(), { keepPage: true });
+    if (range.follows && Date.now() - rangeLoadedAt >= RANGE_REFRESH_MS) loadRange(trends.range(), { keepPage: true });
     if (polling) return;
     polling = true;
     try {
@@ -142,7 +140,6 @@ export function mount(root, app) {
   return () => {
     refresh.stop();
     for (const off of unsubscribe) off();
-    stopFollowing();
     trends.destroy();
     patterns.destroy();
     recoveries.destroy();
@@ -206,7 +203,7 @@ function showComponents(list, components) {
 }
 
 /** Failures against completions, MTTR, recovery actions and outages over time. */
-function faultTrends(live) {
+function faultTrends(live, onRange) {
   const charts = [
     {
       title: 'Failures and completions',
@@ -244,13 +241,5 @@ function faultTrends(live) {
       format: (value) => format.number(value),
     },
   ];
-  const metrics = [...new Set(charts.flatMap((chart) => chart.series.map((series) => series.key)))];
-  return trendPanel({
-    id: 'ft-trends',
-    title: 'Over time',
-    charts,
-    live,
-    metrics,
-    load: (start, end, signal) => loadSystemHistory(start, end, metrics, signal),
-  });
+  return trendPanel({ id: 'ft-trends', title: 'Over time', charts, live, onRange });
 }

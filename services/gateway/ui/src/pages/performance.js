@@ -7,13 +7,8 @@
 // table's family filter and the trends' range are in the URL.
 
 import { getJson } from '../api.js';
-import {
-  familyHref,
-  groupColumns,
-  problemText,
-  sortedTable,
-  widestThroughput,
-} from '../components/performance-groups.js';
+import { familyHref, groupColumns, problemText, widestThroughput } from '../components/performance-groups.js';
+import { sortedTable } from '../table.js';
 import { performanceTrends } from '../components/performance-trends.js';
 import { h, replace, setText } from '../dom.js';
 import * as format from '../format.js';
@@ -29,7 +24,7 @@ export function mount(root, app) {
   const updated = h('p', { class: 'muted small', id: 'perf-updated', title: 'When the processor derived the figures shown' }, 'waiting for figures…');
   const error = h('p', { class: 'error', role: 'alert', id: 'perf-error' });
   const summary = summaryCards();
-  const trends = performanceTrends();
+  const trends = performanceTrends(app.trends);
   const recommendations = recommendationList();
   const efficiency = efficiencyCards();
   const hardware = hardwareTable();
@@ -110,14 +105,9 @@ export function mount(root, app) {
   const refresh = refresher({ poll, flush });
   const unfollow = app.socket.follow(['tasks']);
   const unsubscribe = [
-    app.socket.on('system', (system) => {
-      trends.push(system);
-      refresh.pushed();
-    }),
+    app.socket.on('system', () => refresh.pushed()),
     app.socket.on('tasks', () => refresh.pushed()),
   ];
-  const first = app.socket.latest.get('system');
-  if (first) trends.push(first);
   trends.start();
   flush();
 
@@ -263,8 +253,8 @@ function hardwareTable() {
   const table = sortedTable({
     id: 'hardware-table',
     caption: 'By hardware',
-    param: 'hw_sort',
-    fallback: { key: 'throughput_per_min', order: 'desc' },
+    urlKey: 'hw_sort',
+    sort: { key: 'throughput_per_min', order: 'desc' },
     csv: { filename: 'performance-hardware' },
     empty: 'No task has run on a worker yet.',
     columns: [
@@ -319,8 +309,8 @@ function compatibilityMatrix() {
     table = sortedTable({
       id: 'compatibility-table',
       caption: 'Compatibility (hardware × family)',
-      param: 'compat_sort',
-      fallback: { key: 'key', order: 'asc' },
+      urlKey: 'compat_sort',
+      sort: { key: 'key', order: 'asc' },
       csv: { filename: 'performance-compatibility' },
       empty: 'No hardware kind has run a task yet.',
       columns: [
@@ -330,7 +320,7 @@ function compatibilityMatrix() {
           label: family,
           title: `The compatibility score of each hardware kind for ${family} tasks (0 to 100)`,
           num: true,
-          sort: (row) => row.pairs[family]?.score ?? null,
+          sortValue: (row) => row.pairs[family]?.score ?? null,
           value: (row) => {
             const pair = row.pairs[family];
             const score = pair?.score;
@@ -389,8 +379,8 @@ function familyTable() {
   const table = sortedTable({
     id: 'family-table',
     caption: 'By model family',
-    param: 'family_sort',
-    fallback: { key: 'key', order: 'asc' },
+    urlKey: 'family_sort',
+    sort: { key: 'key', order: 'asc' },
     csv: { filename: 'performance-families' },
     empty: 'No tasks yet.',
     columns: [
@@ -416,8 +406,8 @@ function modelTable() {
   const table = sortedTable({
     id: 'model-table',
     caption: 'By model',
-    param: 'model_sort',
-    fallback: { key: 'throughput_per_min', order: 'desc' },
+    urlKey: 'model_sort',
+    sort: { key: 'throughput_per_min', order: 'desc' },
     csv: { filename: 'performance-models' },
     empty: 'No tasks of this family yet.',
     columns: [

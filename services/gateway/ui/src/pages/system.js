@@ -7,15 +7,14 @@
 // the URL. Service filters and every table's sort are in the URL too.
 
 import { getJson } from '../api.js';
-import { liveSystemWindow, loadSystemHistory } from '../components/system-live.js';
 import { servicesPanel } from '../components/system-services.js';
-import { sortedTable, stateBadge } from '../components/system-sorted.js';
+import { stateBadge } from '../components/state-badge.js';
 import { trendPanel } from '../components/trend-panel.js';
 import { utilisationBars } from '../components/utilisation.js';
 import { h, replace, setText } from '../dom.js';
 import * as format from '../format.js';
 import { refresher } from '../refresh.js';
-import { dataTable } from '../table.js';
+import { dataTable, sortedTable } from '../table.js';
 
 const COMPONENT_NAMES = { coordinator: 'Coordinator', load_balancer: 'Load balancer' };
 const HEALTH_MEANING = {
@@ -25,7 +24,7 @@ const HEALTH_MEANING = {
 };
 
 export function mount(root, app) {
-  const live = liveSystemWindow(app.socket);
+  const live = app.trends;
   const updated = h('p', { class: 'muted small', id: 'system-updated', title: 'When the processor derived the figures below' }, 'waiting for the first figures…');
   const services = servicesPanel();
   const components = componentsPanel();
@@ -375,13 +374,5 @@ function systemTrends(live) {
       format: (value) => format.number(value),
     },
   ];
-  const metrics = [...new Set(charts.flatMap((chart) => chart.series.map((series) => series.key)))];
-  return trendPanel({
-    id: 'system-trends',
-    title: 'Trends',
-    charts,
-    live,
-    metrics,
-    load: (start, end, signal) => loadSystemHistory(start, end, metrics, signal),
-  });
+  return trendPanel({ id: 'system-trends', title: 'Trends', charts, live });
 }

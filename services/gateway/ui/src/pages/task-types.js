@@ -6,7 +6,8 @@
 // socket is quiet) and GET /api/tasks?group_by=placement for where each family runs.
 
 import { getJson } from '../api.js';
-import { familyHref, groupColumns, problemText, sortedTable, widestThroughput } from '../components/performance-groups.js';
+import { familyHref, groupColumns, problemText, widestThroughput } from '../components/performance-groups.js';
+import { sortedTable } from '../table.js';
 import { familyPage } from '../components/task-types-family.js';
 import { liveTasks } from '../components/task-types-live.js';
 import { h, replace, setText } from '../dom.js';
@@ -36,8 +37,8 @@ function listPage(root, app) {
   const table = sortedTable({
     id: 'task-types-table',
     caption: 'Every model family',
-    param: 'sort',
-    fallback: { key: 'key', order: 'asc' },
+    urlKey: 'sort',
+    sort: { key: 'key', order: 'asc' },
     csv: { filename: 'task-types' },
     empty: 'No tasks yet.',
     columns: [
