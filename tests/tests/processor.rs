@@ -185,8 +185,10 @@ async fn every_metric_is_on_the_bus_in_the_bucket_and_in_the_archive() {
     assert!((0.0..=100.0).contains(&worker.health_score));
     assert!(worker.capabilities.is_some());
 
-    // Let the archiver catch up with the metrics seen, then read the archive.
+    // Let the archiver catch up with the metrics and the events (finished tasks come from
+    // those) seen, then read the archive.
     fleetwatch_tests::wait_for_archived(&client, "FLEET_METRICS").await;
+    fleetwatch_tests::wait_for_archived(&client, "FLEET_EVENTS").await;
     assert!(archiver.stop());
     let connection = duckdb::Connection::open(&db).expect("open");
     for table in ["system_metrics", "worker_metrics", "task_metrics"] {

@@ -3,13 +3,26 @@
 //! within their retention; `tasks.stats` reads the minute roll-ups where it can.
 
 use crate::query::{Refused, bad};
-use crate::relation::{Cursor, Params, Relation, one_of, quoted, timestamp, token};
+use crate::relation::{Cursor, Params, Relation, csv_safe, one_of, quoted, timestamp, token};
 use shared::event::{HardwareKind, ModelFamily};
 
 /// What a finished task is listed with (`depends_on` as a JSON list of ids).
-const COLUMNS: &str = "epoch_ms(finished_at) AS finished_at, task_id, model, family, hardware, worker_id, priority,
-    succeeded, queue_ms, processing_ms, total_ms, error, to_json(string_split(depends_on, ','))::VARCHAR AS depends_on,
-    coalesce(attempts, 0) AS attempts";
+const COLUMNS: [&str; 14] = [
+    "epoch_ms(finished_at) AS finished_at",
+    "task_id",
+    "model",
+    "family",
+    "hardware",
+    "worker_id",
+    "priority",
+    "succeeded",
+    "queue_ms",
+    "processing_ms",
+    "total_ms",
+    "error",
+    "to_json(string_split(depends_on, ','))::VARCHAR AS depends_on",
+    "coalesce(attempts, 0) AS attempts",
+];
 
 /// Upper bounds of the run-time buckets, ms; the last bucket is everything longer.
 pub const BUCKETS_MS: [u64; 14] =
@@ -98,7 +111,8 @@ pub fn list(params: &Params, _now: i64) -> Result<Relation, Refused> {
         }
         None => String::new(),
     };
-    let select = format!("SELECT {COLUMNS}, {key} AS sort_key FROM tasks WHERE {filtered}");
+    let columns = COLUMNS.join(", ");
+    let select = format!("SELECT {columns}, {key} AS sort_key FROM tasks WHERE {filtered}");
     let order = format!("ORDER BY sort_key {direction}, task_id {direction}");
     Ok(Relation {
         sql: format!("{select}{after} {order} LIMIT {}", limit + 1),
@@ -107,7 +121,11 @@ pub fn list(params: &Params, _now: i64) -> Result<Relation, Refused> {
         points: 0,
         cursor: Some(Cursor::Keyset("sort_key")),
         total_sql: Some(format!("SELECT count(*)::UBIGINT AS total FROM tasks WHERE {filtered}")),
-        export_sql: Some(format!("SELECT {COLUMNS} FROM tasks WHERE {filtered} {}", order.replace("sort_key", key))),
+        export_sql: Some(format!(
+            "SELECT {} FROM tasks WHERE {filtered} {}",
+            csv_safe(&COLUMNS, &["model", "error"]),
+            order.replace("sort_key", key)
+        )),
     })
 }
 
@@ -258,6 +276,17 @@ mod tests {
         assert_eq!(rows(&mut connection, &odd.sql).len(), 1);
         assert!(list(&params(json!({ "sort": "nope" })), 0).is_err());
         assert!(list(&params(json!({ "cursor": "[1, \"x' OR 1=1\"]" })), 0).is_err(), "ids in cursors are tokens");
+    }
+
+    #[test]
+    fn exports_disarm_text_a_spreadsheet_would_run() {
+        let mut connection = archive();
+        let sql = format!(
+            "SELECT {} FROM (VALUES ('=HYPERLINK(1)', 1), ('@SUM(A1)', 2), ('bert-base', 3)) AS t(model, n) ORDER BY n",
+            csv_safe(&["model", "n"], &["model"])
+        );
+        let models: Vec<Value> = rows(&mut connection, &sql).into_iter().map(|row| row["model"].clone()).collect();
+        assert_eq!(models, vec![json!("'=HYPERLINK(1)"), json!("'@SUM(A1)"), json!("bert-base")]);
     }
 
     #[test]

@@ -295,7 +295,10 @@ impl Relation {
                 if let Some(kind) = &params.kind {
                     conditions.push(format!("type = '{}'", one_of("type", kind, EVENT_TYPES)?));
                 }
-                "seq, epoch_ms(time) AS time, type, worker_id, task_id, detail::VARCHAR AS detail, source"
+                (
+                    "seq, epoch_ms(time) AS time, type, worker_id, task_id, detail::VARCHAR AS detail, source",
+                    &["source"][..],
+                )
             }
             _ => {
                 if let Some(state) = &params.state {
@@ -310,28 +313,55 @@ impl Relation {
                 if let Some(rule) = &params.rule {
                     conditions.push(format!("rule = '{}'", token("rule", rule)?));
                 }
-                "seq, epoch_ms(time) AS time, alert_id, rule, severity, state, target, summary, value, threshold, alert::VARCHAR AS alert"
+                (
+                    "seq, epoch_ms(time) AS time, alert_id, rule, severity, state, target, summary, value, threshold, alert::VARCHAR AS alert",
+                    &["target", "summary"][..],
+                )
             }
         };
+        let (columns, free_text) = columns;
         let filtered = if conditions.is_empty() { "TRUE".to_owned() } else { conditions.join(" AND ") };
+        // Stream order, oldest first, or newest first with `order=desc`.
+        let descending = one_of("order", params.order.as_deref().unwrap_or("asc"), &["asc", "desc"])? == "desc";
+        let (direction, beyond) = if descending { ("DESC", "<") } else { ("ASC", ">") };
         let after = match &params.cursor {
             Some(cursor) => {
                 let seq: u64 =
                     cursor.parse().map_err(|_| bad(format!("cursor {cursor:?} is not one this archive gave")))?;
-                format!(" AND seq > {seq}")
+                format!(" AND seq {beyond} {seq}")
             }
             None => String::new(),
         };
+        let exported = csv_safe(&columns.split(", ").collect::<Vec<_>>(), free_text);
         Ok(Relation {
-            sql: format!("SELECT {columns} FROM {name} WHERE {filtered}{after} ORDER BY seq LIMIT {}", limit + 1),
+            sql: format!(
+                "SELECT {columns} FROM {name} WHERE {filtered}{after} ORDER BY seq {direction} LIMIT {}",
+                limit + 1
+            ),
             resolution: "raw",
             interval_ms: 0,
             points: 0,
             cursor: Some(Cursor::Seq),
             total_sql: Some(format!("SELECT count(*)::UBIGINT AS total FROM {name} WHERE {filtered}")),
-            export_sql: Some(format!("SELECT {columns} FROM {name} WHERE {filtered}{after} ORDER BY seq")),
+            export_sql: Some(format!("SELECT {exported} FROM {name} WHERE {filtered}{after} ORDER BY seq {direction}")),
         })
     }
+}
+
+/// `columns` (a select list) with each of `free_text` (columns of text from the fleet)
+/// disarmed for spreadsheets: text starting with `=`, `+`, `-`, `@`, a tab or a carriage
+/// return gets a `'` in front, so opening an export never runs a formula.
+pub(crate) fn csv_safe(columns: &[&str], free_text: &[&str]) -> String {
+    columns
+        .iter()
+        .map(|column| match free_text.contains(column) {
+            true => format!(
+                "CASE WHEN regexp_matches({column}, '^[=+@\t\r-]') THEN '''' || {column} ELSE {column} END AS {column}"
+            ),
+            false => (*column).to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `alerts.stats`: the alerts that fired in a range (each occurrence once, at the time it

@@ -387,6 +387,8 @@ struct AlertParams {
     rule: Option<String>,
     start_time: Option<String>,
     end_time: Option<String>,
+    /// `asc` (oldest first, the default) or `desc` (newest first).
+    order: Option<String>,
     /// 1 to 1000, default 100.
     limit: Option<usize>,
     cursor: Option<String>,
@@ -448,6 +450,8 @@ struct EventParams {
     kind: Option<String>,
     start_time: Option<String>,
     end_time: Option<String>,
+    /// `asc` (stream order, the default) or `desc` (newest first).
+    order: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
     format: Option<String>,

@@ -37,6 +37,7 @@ await build({
 await build({ ...common, entryPoints: { boot: join(root, 'src/boot.js') }, format: 'iife' });
 await copyFile(join(root, 'node_modules/uplot/dist/uPlot.min.css'), join(dist, 'uplot.css'));
 await copyFile(join(root, 'src/index.html'), join(dist, 'index.html'));
+await copyFile(join(root, 'src/favicon.svg'), join(dist, 'favicon.svg'));
 
 async function files(dir) {
   const found = [];
@@ -49,7 +50,7 @@ async function files(dir) {
 }
 
 for (const path of await files(dist)) {
-  if (!/\.(js|css|html|map|txt)$/.test(path)) continue;
+  if (!/\.(js|css|html|map|txt|svg)$/.test(path)) continue;
   const body = await readFile(path);
   await writeFile(`${path}.gz`, gzipSync(body, { level: 9 }));
 }

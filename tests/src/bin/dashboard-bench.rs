@@ -44,7 +44,7 @@ async fn client(url: String, until: Instant) -> Vec<f64> {
     delays
 }
 
-fn summary(name: &str, delays: &mut Vec<f64>) {
+fn summary(name: &str, delays: &mut [f64]) {
     delays.sort_by(f64::total_cmp);
     println!(
         "| {name} | {} | {:.0} ms | {:.0} ms | {:.0} ms |",

@@ -1,6 +1,6 @@
 // The alerts' history: every archived change (fired, acknowledged, silenced, resolved…) in
 // the page's range, filtered by state, severity and rule (in the URL), paged on the server
-// (GET /api/alerts, stream order: oldest first), with the CSV of the whole filtered history
+// (GET /api/alerts, newest first), with the CSV of the whole filtered history
 // (?format=csv). Choosing a summary opens that alert.
 
 import { apiUrl, getJson } from '../api.js';
@@ -60,7 +60,7 @@ export function alertHistory({ onSelect }) {
     h('label', { for: 'history-severity' }, 'Severity', severitySelect),
     h('label', { for: 'history-rule' }, 'Rule', ruleSelect),
     clear,
-    h('span', { class: 'muted small' }, 'Over the range chosen in the timeline, oldest first.'),
+    h('span', { class: 'muted small' }, 'Over the range chosen in the timeline, newest first.'),
   );
   const note = h('p', { class: 'muted small history-note', id: 'history-status', role: 'status' });
   const pages = pager({ onPage: () => load() });
@@ -107,7 +107,7 @@ export function alertHistory({ onSelect }) {
     ],
     csv: {
       filename: 'alert-history',
-      href: () => apiUrl('/api/alerts', { format: 'csv', ...filters, start_time: range ? Math.floor(range.start) : undefined, end_time: range ? Math.ceil(range.end) : undefined }),
+      href: () => apiUrl('/api/alerts', { format: 'csv', ...filters, start_time: range ? Math.floor(range.start) : undefined, end_time: range ? Math.ceil(range.end) : undefined, order: 'desc' }),
     },
     empty: 'No alert changed in this range with these filters.',
     rowKey: (row) => String(row.seq ?? `${row.alert_id}-${row.time}`),
@@ -145,6 +145,7 @@ export function alertHistory({ onSelect }) {
         ...filters,
         start_time: Math.floor(range.start),
         end_time: Math.ceil(range.end),
+        order: 'desc',
         limit: LIMIT,
         cursor: pages.cursor(),
       });

@@ -1,9 +1,7 @@
 // The fault-tolerance page's views over the chosen time range, from the archive: failure
 // patterns (GET /api/metrics/tasks/stats?by=error|hardware|model: failures by error text,
 // hardware kind or model) and the recovery actions taken, newest first and paged
-// (GET /api/events?type=recovery_action). The archive lists events oldest first with a
-// forward cursor only, so a page of the newest is found by narrowing a time window until it
-// holds one page's worth, then read whole; "older" continues before the last row shown.
+// (GET /api/events?type=recovery_action&order=desc).
 
 import { apiUrl, getJson } from '../api.js';
 import { h, setText } from '../dom.js';
@@ -39,7 +37,7 @@ export function failurePatterns() {
     sort: { key: 'failed', order: 'desc' },
     csv: {
       filename: 'failures-over-range',
-      href: () => apiUrl('/api/metrics/tasks/stats', { by: pattern.value, start_time: Math.floor(range?.start ?? Date.now() - 900_000), end_time: Math.ceil(range?.end ?? Date.now()), format: 'csv' }),
+      href: () => apiUrl('/api/metrics/tasks/stats', { by: pattern.value, start_time: Math.floor(range?.start ?? Date.now() - 900_000), end_time: Math.ceil(range?.end ?? Date.now()), order: 'desc', format: 'csv' }),
     },
     empty: 'No task failed in this range.',
     rowKey: (row) => row.key,
@@ -121,57 +119,16 @@ export function failurePatterns() {
 }
 
 const PAGE = 25;
-/** The archive's largest page. */
-const MOST = 1000;
-
-/**
- * A page of the newest recovery actions in [start, end) (before `before` = { time, seq }
- * of the last one shown, when given): `{ items, total, next }`.
- */
-async function newestPage(start, end, before, signal) {
-  const hi = before ? before.time + 1 : end;
-  const ask = (lo, limit) => getJson('/api/events', { type: 'recovery_action', start_time: Math.floor(lo), end_time: Math.ceil(hi), limit }, { signal });
-  // Widen the window back from its end until it holds a page (or reaches the start)...
-  let width = 5 * 60_000;
-  let lo = Math.max(start, hi - width);
-  let inside = Math.max(lo, hi);
-  let count = (await ask(lo, 1)).total;
-  while (count <= PAGE && lo > start) {
-    inside = lo;
-    width *= 4;
-    lo = Math.max(start, hi - width);
-    count = (await ask(lo, 1)).total;
-  }
-  // ... then narrow it while it holds more than one answer can list.
-  for (let tries = 0; count > MOST && tries < 30 && inside - lo > 1; tries++) {
-    const mid = Math.floor((lo + inside) / 2);
-    const probe = (await ask(mid, 1)).total;
-    if (probe > PAGE) {
-      lo = mid;
-      count = probe;
-    } else {
-      inside = mid;
-    }
-  }
-  const answer = await ask(lo, MOST);
-  let items = Array.isArray(answer.items) ? answer.items : [];
-  if (before) items = items.filter((row) => row.time < before.time || (row.time === before.time && row.seq < before.seq));
-  const page = items.slice(-PAGE).reverse();
-  const last = page.at(-1);
-  const more = items.length > PAGE || lo > start;
-  return { items: page, next: more && last ? { time: last.time, seq: last.seq } : null };
-}
 
 /** The recovery actions taken over the range, newest first. */
 export function recoveryActions() {
   let range = null;
   let request = null;
-  let total = 0;
   const table = dataTable({
     id: 'ft-recoveries',
     csv: {
       filename: 'recovery-actions-over-range',
-      href: () => apiUrl('/api/events', { type: 'recovery_action', start_time: Math.floor(range?.start ?? Date.now() - 900_000), end_time: Math.ceil(range?.end ?? Date.now()), format: 'csv' }),
+      href: () => apiUrl('/api/events', { type: 'recovery_action', start_time: Math.floor(range?.start ?? Date.now() - 900_000), end_time: Math.ceil(range?.end ?? Date.now()), order: 'desc', format: 'csv' }),
     },
     empty: 'No recovery action in this range.',
     rowKey: (row) => String(row.seq),
@@ -212,14 +169,15 @@ export function recoveryActions() {
     const controller = new AbortController();
     request = controller;
     try {
-      if (!cursor) {
-        total = (await getJson('/api/events', { type: 'recovery_action', start_time: Math.floor(range.start), end_time: Math.ceil(range.end), limit: 1 }, { signal: controller.signal })).total ?? 0;
-      }
-      const page = await newestPage(range.start, range.end, cursor, controller.signal);
+      const page = await getJson(
+        '/api/events',
+        { type: 'recovery_action', start_time: Math.floor(range.start), end_time: Math.ceil(range.end), order: 'desc', limit: PAGE, cursor },
+        { signal: controller.signal },
+      );
       if (request !== controller) return;
       setText(error, '');
       table.update(page.items);
-      pages.show({ count: page.items.length, total, limit: PAGE, nextCursor: page.next });
+      pages.show({ count: page.items.length, total: page.total ?? 0, limit: PAGE, nextCursor: page.next_cursor });
     } catch (err) {
       if (err.name === 'AbortError' || request !== controller) return;
       setText(error, unavailable(err, 'The recovery history'));
