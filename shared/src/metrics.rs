@@ -492,8 +492,50 @@ impl WorkerMetrics {
     /// Whether a reader holding `self` must be told `other`: any field but the tick time
     /// and the uptime (which only counts on) differs.
     pub fn differs_from(&self, other: &WorkerMetrics) -> bool {
-        let comparable = |metrics: &WorkerMetrics| WorkerMetrics { time: 0, uptime_secs: 0.0, ..metrics.clone() };
-        comparable(self) != comparable(other)
+        // Field by field (no clone: this runs for every worker every tick). A field added to
+        // the struct must be added here, which the destructuring enforces.
+        let Self {
+            time: _,
+            uptime_secs: _,
+            worker_id,
+            status,
+            capabilities,
+            cpu_pct,
+            gpu_pct,
+            memory_pct,
+            network_pct,
+            active_tasks,
+            queued_tasks,
+            completed,
+            failed,
+            mean_task_ms,
+            tasks_per_hour,
+            success_rate,
+            health_score,
+            last_seen,
+        } = self;
+        (worker_id, status, capabilities, cpu_pct, gpu_pct, memory_pct, network_pct, active_tasks)
+            != (
+                &other.worker_id,
+                &other.status,
+                &other.capabilities,
+                &other.cpu_pct,
+                &other.gpu_pct,
+                &other.memory_pct,
+                &other.network_pct,
+                &other.active_tasks,
+            )
+            || (queued_tasks, completed, failed, mean_task_ms, tasks_per_hour, success_rate, health_score, last_seen)
+                != (
+                    &other.queued_tasks,
+                    &other.completed,
+                    &other.failed,
+                    &other.mean_task_ms,
+                    &other.tasks_per_hour,
+                    &other.success_rate,
+                    &other.health_score,
+                    &other.last_seen,
+                )
     }
 }
 

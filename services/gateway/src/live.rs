@@ -24,6 +24,9 @@ pub struct Snapshot {
     pub system: Option<SystemMetrics>,
     pub tasks: Option<TaskMetrics>,
     pub workers: WorkerPicture,
+    /// The fleet's counts by status, hardware and tag, made once a tick (after its last part
+    /// of worker metrics) rather than by each request.
+    pub summary: Arc<crate::workers::FleetSummary>,
     /// The open alerts, pending and firing (`alerts.firing`).
     pub firing: FiringAlerts,
     /// The silences not yet over (`alerts.silences`).
@@ -100,13 +103,15 @@ pub struct WorkersChanged {
     pub retired: Vec<String>,
 }
 
-/// A part of a tick's worker metrics, applied to the picture: its `workers_changed` frame,
-/// and whether it was the tick's last part (the picture then holds the whole tick).
+/// A part of a tick's worker metrics, applied to the picture: the workers it carried
+/// (sorted), whether it was the tick's last part (the picture then holds the whole tick),
+/// and its `workers_changed` frame, made only while a session follows `workers`.
 #[derive(Debug, Clone)]
 pub struct WorkerPart {
     pub time: i64,
     pub last: bool,
-    pub frame: Frame,
+    pub carried: Arc<[String]>,
+    pub frame: Option<Frame>,
 }
 
 /// Where the WebSocket sessions take their updates from.
@@ -116,6 +121,8 @@ pub struct Hub {
     pub alerts_firing: watch::Sender<Option<Frame>>,
     pub alert: broadcast::Sender<Frame>,
     pub workers: broadcast::Sender<WorkerPart>,
+    /// Sessions that follow the `workers` topic: without any, no frame of changes is made.
+    pub workers_followers: std::sync::atomic::AtomicUsize,
 }
 
 impl Default for Hub {
@@ -127,6 +134,7 @@ impl Default for Hub {
             alert: broadcast::channel(256).0,
             // A tick is up to about 20 parts at 10,000 workers: ten ticks of slack.
             workers: broadcast::channel(256).0,
+            workers_followers: Default::default(),
         }
     }
 }
@@ -256,22 +264,31 @@ impl Live {
         if time < snapshot.workers.time {
             return;
         }
-        // A sample part carries every worker: only those that differ are news.
-        let changed: Vec<WorkerMetrics> = batch
-            .workers
-            .iter()
-            .filter(|worker| {
-                !batch.complete
-                    || snapshot.workers.workers.get(&worker.worker_id).is_none_or(|held| held.differs_from(worker))
-            })
-            .cloned()
-            .collect();
-        let retired = batch.retired.clone();
+        let mut carried: Vec<String> = batch.workers.iter().map(|worker| worker.worker_id.clone()).collect();
+        carried.sort();
+        let followed = self.hub.workers_followers.load(std::sync::atomic::Ordering::Relaxed) > 0;
+        let frame = followed.then(|| {
+            // A sample part carries every worker: only those that differ are news.
+            let changed: Vec<WorkerMetrics> = batch
+                .workers
+                .iter()
+                .filter(|worker| {
+                    !batch.complete
+                        || snapshot.workers.workers.get(&worker.worker_id).is_none_or(|held| held.differs_from(worker))
+                })
+                .cloned()
+                .collect();
+            let retired = batch.retired.clone();
+            Update::WorkersChanged(&WorkersChanged { time, part, parts, workers: changed, retired }).frame()
+        });
         snapshot.workers.apply(batch);
+        let last = part + 1 >= parts;
+        if last {
+            snapshot.summary = Arc::new(crate::workers::summary(snapshot.workers.workers.values()));
+        }
         drop(snapshot);
-        let frame = Update::WorkersChanged(&WorkersChanged { time, part, parts, workers: changed, retired }).frame();
         // No sessions is fine: nobody is watching.
-        let _ = self.hub.workers.send(WorkerPart { time, last: part + 1 >= parts, frame });
+        let _ = self.hub.workers.send(WorkerPart { time, last, carried: carried.into(), frame });
     }
 
     /// The `workers` topic's snapshot: every worker as the picture holds it now.

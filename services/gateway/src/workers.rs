@@ -103,7 +103,7 @@ pub struct WorkerQuery {
 }
 
 /// Counts per hardware kind, over the whole fleet.
-#[derive(Debug, Default, Serialize, ToSchema)]
+#[derive(Debug, Default, Clone, Serialize, ToSchema)]
 pub struct HardwareCount {
     pub hardware: String,
     pub total: u64,
@@ -118,7 +118,7 @@ pub struct HardwareCount {
 }
 
 /// The whole fleet at a glance, whatever the filters: what the filter menus offer.
-#[derive(Debug, Default, Serialize, ToSchema)]
+#[derive(Debug, Default, Clone, Serialize, ToSchema)]
 pub struct FleetSummary {
     pub total: u64,
     pub idle: u64,
@@ -142,7 +142,7 @@ pub struct WorkerList<'a> {
     pub next_cursor: Option<String>,
     /// The processor's tick the figures are as of, ms.
     pub as_of: i64,
-    pub summary: FleetSummary,
+    pub summary: &'a FleetSummary,
 }
 
 fn hardware_name(worker: &WorkerMetrics) -> &'static str {
@@ -152,6 +152,7 @@ fn hardware_name(worker: &WorkerMetrics) -> &'static str {
 pub(crate) fn summary<'a>(workers: impl Iterator<Item = &'a WorkerMetrics>) -> FleetSummary {
     let mut summary = FleetSummary::default();
     let mut by_hardware: BTreeMap<&str, HardwareCount> = BTreeMap::new();
+    let mut tags: BTreeMap<&str, u64> = BTreeMap::new();
     for worker in workers {
         let kind = by_hardware
             .entry(hardware_name(worker))
@@ -172,10 +173,11 @@ pub(crate) fn summary<'a>(workers: impl Iterator<Item = &'a WorkerMetrics>) -> F
             kind.queued += worker.queued_tasks;
         }
         for tag in worker.capabilities.iter().flat_map(|capabilities| &capabilities.tags) {
-            *summary.tags.entry(tag.clone()).or_default() += 1;
+            *tags.entry(tag).or_default() += 1;
         }
     }
     summary.by_hardware = by_hardware.into_values().collect();
+    summary.tags = tags.into_iter().map(|(tag, count)| (tag.to_owned(), count)).collect();
     summary
 }
 
@@ -192,7 +194,8 @@ fn attention(worker: &WorkerMetrics) -> f64 {
 fn sort_value(sort: WorkerSort, worker: &WorkerMetrics) -> SortValue {
     let number = SortValue::Number;
     match sort {
-        WorkerSort::WorkerId => worker.worker_id.as_str().into(),
+        // Rows tie on the id already: no text to copy per worker.
+        WorkerSort::WorkerId => number(0.0),
         WorkerSort::Status => worker.status.as_str().into(),
         WorkerSort::Hardware => hardware_name(worker).into(),
         WorkerSort::CpuPct => number(worker.cpu_pct),
@@ -302,7 +305,7 @@ fn answer(live: &Live, asked: Result<Query<WorkerQuery>, QueryRejection>) -> Res
         truncated: page.truncated,
         next_cursor: page.next_cursor,
         as_of: snapshot.workers.time,
-        summary: summary(workers),
+        summary: &snapshot.summary,
     })
     .into_response()
 }
@@ -386,6 +389,7 @@ mod tests {
     use crate::api::tests::get;
     use shared::event::Capabilities;
     use shared::metrics::WorkerMetricsBatch;
+    use std::sync::Arc;
 
     fn worker(id: &str, hardware: HardwareKind, status: WorkerStatus, cpu_pct: f64, tags: &[&str]) -> WorkerMetrics {
         WorkerMetrics {
@@ -427,7 +431,10 @@ mod tests {
             worker("=gpu-2", HardwareKind::Cuda, WorkerStatus::Disconnected, 0.0, &[]),
         ];
         let batch = WorkerMetricsBatch { time: 5, complete: true, parts: 1, workers, ..Default::default() };
-        live.snapshot.write().expect("lock").workers.apply(batch);
+        let mut snapshot = live.snapshot.write().expect("lock");
+        snapshot.workers.apply(batch);
+        snapshot.summary = Arc::new(summary(snapshot.workers.workers.values()));
+        drop(snapshot);
         live
     }
 

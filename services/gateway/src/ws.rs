@@ -9,7 +9,7 @@
 //! | `tasks` | `tasks`: the task metrics without the tick's finished tasks, every tick |
 //! | `alerts` | `alerts_firing`: the open alerts when they change; `alert`: each alert change |
 //! | `workers` | `workers`: every worker, at once; then `workers_changed` per part of each tick: the workers whose figures changed and those that retired |
-//! | `worker:<id>` | `worker`: that worker's metrics after each tick |
+//! | `worker:<id>` | `worker`: that worker's metrics each tick, as soon as the part of the tick that carries it arrives (after the tick's last part when no part does: it did not change) |
 //!
 //! Each request is answered `{"type": "subscribed", "data": {"topics": [...]}}`, then the
 //! current value of every topic it added; a bad one `{"type": "error", "data": {"error"}}`.
@@ -122,6 +122,8 @@ pub async fn websocket(
 struct Session {
     live: Live,
     topics: BTreeSet<Topic>,
+    /// The tick each followed worker was last sent for.
+    worker_sent: BTreeMap<String, i64>,
     /// Pacing of the latest-value topics: when each last went, and those waiting to go.
     interval: Duration,
     sent_at: BTreeMap<Topic, Instant>,
@@ -134,7 +136,23 @@ struct Closed;
 impl Session {
     fn new(live: Live) -> Self {
         let interval = Duration::from_secs_f64(live.settings.update_interval);
-        Self { live, topics: BTreeSet::new(), interval, sent_at: BTreeMap::new(), waiting: BTreeSet::new() }
+        Self {
+            live,
+            topics: BTreeSet::new(),
+            worker_sent: BTreeMap::new(),
+            interval,
+            sent_at: BTreeMap::new(),
+            waiting: BTreeSet::new(),
+        }
+    }
+
+    /// Keeps the hub's count of `workers` followers (frames of changes are made only for them).
+    fn count_workers(&self, follows: bool) {
+        use std::sync::atomic::Ordering;
+        match follows {
+            true => self.live.hub.workers_followers.fetch_add(1, Ordering::Relaxed),
+            false => self.live.hub.workers_followers.fetch_sub(1, Ordering::Relaxed),
+        };
     }
 
     async fn run(mut self, mut socket: WebSocket, topics: Vec<Topic>) {
@@ -174,7 +192,7 @@ impl Session {
                     Err(RecvError::Closed) => return,
                 },
                 part = parts.recv(), if self.follows_workers() => match part {
-                    Ok(part) => self.worker_part(&mut socket, part.frame, part.last).await,
+                    Ok(part) => self.worker_part(&mut socket, part).await,
                     Err(RecvError::Lagged(_)) => self.workers_again(&mut socket).await,
                     Err(RecvError::Closed) => return,
                 },
@@ -204,7 +222,12 @@ impl Session {
             (Err(reason), _) | (_, Err(reason)) => return refuse(socket, &reason).await,
         };
         for topic in &removed {
-            self.topics.remove(topic);
+            let followed = self.topics.remove(topic);
+            match topic {
+                Topic::Workers if followed => self.count_workers(false),
+                Topic::Worker(id) => _ = self.worker_sent.remove(id),
+                _ => {}
+            }
             self.waiting.remove(topic);
         }
         self.add(socket, added).await
@@ -219,6 +242,9 @@ impl Session {
         following.extend(new.iter().cloned());
         if workers(&following) > MAX_WORKER_TOPICS {
             return refuse(socket, &format!("at most {MAX_WORKER_TOPICS} worker topics a connection")).await;
+        }
+        if new.contains(&Topic::Workers) {
+            self.count_workers(true);
         }
         self.topics = following;
         let names: Vec<String> = self.topics.iter().map(Topic::name).collect();
@@ -258,14 +284,30 @@ impl Session {
         }
     }
 
-    /// A part of a tick's worker metrics: to `workers` as it is; after the tick's last part,
-    /// each followed worker as it is now.
-    async fn worker_part(&mut self, socket: &mut WebSocket, frame: Frame, last: bool) -> Result<(), Closed> {
-        if self.topics.contains(&Topic::Workers) {
+    /// A part of a tick's worker metrics: to `workers` as it is; each followed worker it
+    /// carries as it is now; after the tick's last part, the followed workers no part
+    /// carried (unchanged, with the tick's time).
+    async fn worker_part(&mut self, socket: &mut WebSocket, part: crate::live::WorkerPart) -> Result<(), Closed> {
+        if let Some(frame) = part.frame.filter(|_| self.topics.contains(&Topic::Workers)) {
             send(socket, frame).await?;
         }
-        if last {
-            self.workers_each(socket).await?;
+        let due: Vec<Topic> = self
+            .topics
+            .iter()
+            .filter(|topic| match topic {
+                Topic::Worker(id) => {
+                    let sent = self.worker_sent.get(id).is_some_and(|tick| *tick >= part.time);
+                    !sent && (part.last || part.carried.binary_search(id).is_ok())
+                }
+                _ => false,
+            })
+            .cloned()
+            .collect();
+        for topic in due {
+            if let Topic::Worker(id) = &topic {
+                self.worker_sent.insert(id.clone(), part.time);
+            }
+            self.offer(socket, topic).await?;
         }
         Ok(())
     }
@@ -303,6 +345,14 @@ impl Session {
             self.now(socket, topic).await?;
         }
         Ok(())
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.topics.contains(&Topic::Workers) {
+            self.count_workers(false);
+        }
     }
 }
 

@@ -59,7 +59,16 @@ impl Publisher {
     ) -> anyhow::Result<()> {
         let subjects = self.context.subjects.clone();
         let system = state.system_metrics(now, seq, limits);
-        self.store(subjects.metrics_system(), now, &system).await?;
+        // The acknowledgements are awaited after the worker batches are out: readers of those
+        // (one worker's page) wait for nothing but the tick itself.
+        let system_stored = self.send(subjects.metrics_system(), now, &system).await?;
+        if self.worker_metrics {
+            self.workers(state, now, retired, limits).await?;
+        }
+        let tasks = state.task_metrics(now, finished, limits);
+        let tasks_stored = self.send(subjects.metrics_tasks(), now, &tasks).await?;
+        system_stored.await.context("storing system metrics")?;
+        tasks_stored.await.context("storing task metrics")?;
         let unchanged = |stored: &shared::metrics::SystemMetrics| {
             shared::metrics::SystemMetrics { time: system.time, events_seq: system.events_seq, ..stored.clone() }
                 == system
@@ -68,17 +77,12 @@ impl Publisher {
             self.put(state_keys::SYSTEM, now, &system).await?;
             self.stored_system = Some(system);
         }
-        let tasks = state.task_metrics(now, finished, limits);
-        self.store(subjects.metrics_tasks(), now, &tasks).await?;
         let unchanged = |stored: &shared::metrics::TaskMetrics| {
             shared::metrics::TaskMetrics { time: tasks.time, ..stored.clone() } == tasks
         };
         if !self.stored_tasks.as_ref().is_some_and(unchanged) {
             self.put(state_keys::TASKS, now, &tasks).await?;
             self.stored_tasks = Some(tasks);
-        }
-        if self.worker_metrics {
-            self.workers(state, now, retired, limits).await?;
         }
         Ok(())
     }
@@ -126,15 +130,16 @@ impl Publisher {
         Ok(())
     }
 
-    /// Publishes to the metrics stream and waits for the server to store it.
-    async fn store<T: Serialize>(&self, subject: String, now: i64, value: &T) -> anyhow::Result<()> {
+    /// Publishes to the metrics stream; the future resolves once the server stored it.
+    async fn send<T: Serialize>(
+        &self,
+        subject: String,
+        now: i64,
+        value: &T,
+    ) -> anyhow::Result<async_nats::jetstream::context::PublishAckFuture> {
         let envelope = Envelope::new(now, "processor", value);
         let payload = codec::encode(&envelope)?;
-        nats::publish_bytes(&self.context.jetstream, subject, &envelope.id, payload)
-            .await?
-            .await
-            .context("storing metrics")?;
-        Ok(())
+        nats::publish_bytes(&self.context.jetstream, subject, &envelope.id, payload).await
     }
 
     async fn put<T: Serialize>(&self, key: &str, now: i64, value: &T) -> anyhow::Result<()> {

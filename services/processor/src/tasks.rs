@@ -30,7 +30,7 @@ fn selected(state: &FleetState, query: &TaskQuery, task_id: &str, task: &TaskSta
         && (!query.blocked || task.depends_on.iter().any(|id| state.tasks.contains_key(id.as_str())))
 }
 
-fn sort_value(sort: TaskSort, task_id: &str, task: &TaskState) -> SortValue {
+fn sort_value(sort: TaskSort, task: &TaskState) -> SortValue {
     match sort {
         TaskSort::CreatedAt => SortValue::Number(task.created_at as f64),
         TaskSort::QueuedAt => SortValue::Number(task.queued_at as f64),
@@ -40,7 +40,8 @@ fn sort_value(sort: TaskSort, task_id: &str, task: &TaskState) -> SortValue {
         TaskSort::Model => task.model.as_str().into(),
         TaskSort::WorkerId => task.worker_id.as_deref().unwrap_or_default().into(),
         TaskSort::Status => live_status(task.status).as_str().into(),
-        TaskSort::TaskId => task_id.into(),
+        // Rows tie on the id already: no text to copy per task.
+        TaskSort::TaskId => SortValue::Number(0.0),
     }
 }
 
@@ -104,7 +105,7 @@ pub fn answer(state: &FleetState, query: &TaskQuery, now: i64, events_seq: u64) 
         return Ok(TaskAnswer { time: now, events_seq, page, groups: Some(groups) });
     }
     let rows: Vec<(SortValue, &str, (&str, &TaskState))> = chosen
-        .map(|(task_id, task)| (sort_value(query.sort, task_id, task), task_id.as_str(), (task_id.as_str(), task)))
+        .map(|(task_id, task)| (sort_value(query.sort, task), task_id.as_str(), (task_id.as_str(), task)))
         .collect();
     let page = paging::page(rows, query.order, query.cursor.as_deref(), limit).map_err(|err| err.to_string())?;
     let page = paging::Page {

@@ -1,7 +1,7 @@
 //! The metrics derived from the fleet's state at a tick: what `fleet.metrics.system`,
 //! `fleet.metrics.worker.<id>` and `fleet.metrics.tasks` carry. Formulas: docs/METRICS.md.
 
-use super::state::{FleetState, Limits, Pair, TaskStatus, WorkerState, group_keys};
+use super::state::{FleetState, Limits, Pair, TaskStatus, WorkerState};
 use crate::event::{HardwareKind, ModelFamily};
 use crate::metrics::{
     ActionStats, Compatibility, ErrorCount, FaultCounts, FaultTolerance, FinishedTask, GroupStats, PairRate, Rate,
@@ -136,10 +136,16 @@ impl FleetState {
     }
 
     pub fn task_metrics(&self, now: i64, finished_since_tick: Vec<FinishedTask>, limits: &Limits) -> TaskMetrics {
-        // Live counts per group, from the live set (never truncated).
-        let mut live: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        // Live counts per (kind, name) group, from the live set (never truncated); no text is
+        // copied per task (this runs over every live task each tick).
+        let mut live: BTreeMap<(&str, &str), (u64, u64)> = BTreeMap::new();
         for task in self.tasks.values() {
-            for key in group_keys(task) {
+            let keys = [
+                Some(("model", task.model.as_str())),
+                task.family.map(|family| ("family", family.as_str())),
+                task.hardware.map(|hardware| ("hardware", hardware.as_str())),
+            ];
+            for key in keys.into_iter().flatten() {
                 let entry = live.entry(key).or_default();
                 match task.status {
                     TaskStatus::Queued | TaskStatus::Assigned => entry.0 += 1,
@@ -149,15 +155,20 @@ impl FleetState {
             }
         }
         let minute_ago = now - MINUTE_MS;
-        let mut keys: Vec<&String> = self.groups.keys().chain(live.keys()).collect();
+        let mut keys: Vec<(&str, &str)> = self
+            .groups
+            .keys()
+            .map(|key| key.split_once(':').unwrap_or(("model", key)))
+            .chain(live.keys().copied())
+            .collect();
         keys.sort();
         keys.dedup();
+        let empty = super::state::Group::default();
         let (mut by_family, mut by_model, mut by_hardware) = (Vec::new(), Vec::new(), Vec::new());
-        for key in keys {
-            let group = self.groups.get(key).cloned().unwrap_or_default();
-            let (queued, running) = live.get(key).copied().unwrap_or_default();
+        for (kind, name) in keys {
+            let group = self.groups.get(&format!("{kind}:{name}")).unwrap_or(&empty);
+            let (queued, running) = live.get(&(kind, name)).copied().unwrap_or_default();
             let finished = group.completed + group.failed;
-            let (kind, name) = key.split_once(':').unwrap_or(("model", key));
             let stats = GroupStats {
                 key: name.to_owned(),
                 queued,

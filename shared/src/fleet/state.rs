@@ -298,7 +298,7 @@ impl Load {
     }
 }
 
-pub(crate) fn group_keys(task: &TaskState) -> impl Iterator<Item = String> {
+fn group_keys(task: &TaskState) -> impl Iterator<Item = String> {
     let family = task.family.map(|family| format!("family:{}", family.as_str()));
     let hardware = task.hardware.map(|hardware| format!("hardware:{}", hardware.as_str()));
     [Some(format!("model:{}", task.model)), family, hardware].into_iter().flatten()
