@@ -1,7 +1,7 @@
 // The app's entry point: builds the header, opens the one WebSocket the pages share and
 // shows the page for the current path. Every page has its own URL (filters and sorting in
 // its query string); moving between pages uses history.pushState, so the socket and the
-// trend window stay. The topology page, which brings a graph library, loads on first use.
+// trend window stay. Pages load on first use.
 
 import './app.css';
 // Every page's own styles, bundled into app.css (a page loaded later, such as the topology,
@@ -18,17 +18,7 @@ import { settings } from './config.js';
 import { h } from './dom.js';
 import { RollingWindow } from './history.js';
 import { interceptLinks, navigationBar } from './nav.js';
-import * as alerts from './pages/alerts.js';
-import * as faultTolerance from './pages/fault-tolerance.js';
 import * as notFound from './pages/not-found.js';
-import * as overview from './pages/overview.js';
-import * as performance from './pages/performance.js';
-import * as system from './pages/system.js';
-import * as task from './pages/task.js';
-import * as taskTypes from './pages/task-types.js';
-import * as tasks from './pages/tasks.js';
-import * as worker from './pages/worker.js';
-import * as workers from './pages/workers.js';
 import { applyTheme } from './theme.js';
 import { LiveSocket } from './ws.js';
 
@@ -43,21 +33,22 @@ const app = {
 };
 app.socket.on('system', (data) => app.trends.push(data));
 
-const topology = { load: () => import('./pages/topology.js') };
-
-/** Path patterns to pages; the first match wins. */
+/**
+ * Path patterns to pages; the first match wins. Each page is a chunk of its own, loaded
+ * when first shown: the browser parses only what the page it opens needs.
+ */
 const ROUTES = [
-  { pattern: /^\/$/, page: overview, title: 'Overview' },
-  { pattern: /^\/system$/, page: system, title: 'System' },
-  { pattern: /^\/workers$/, page: workers, title: 'Workers' },
-  { pattern: /^\/workers\/([^/]+)$/, page: worker, title: 'Worker' },
-  { pattern: /^\/tasks$/, page: tasks, title: 'Tasks' },
-  { pattern: /^\/tasks\/([^/]+)$/, page: task, title: 'Task' },
-  { pattern: /^\/task-types(?:\/([^/]+))?$/, page: taskTypes, title: 'Task types' },
-  { pattern: /^\/performance$/, page: performance, title: 'Performance' },
-  { pattern: /^\/alerts$/, page: alerts, title: 'Alerts' },
-  { pattern: /^\/topology$/, page: topology, title: 'Topology' },
-  { pattern: /^\/fault-tolerance$/, page: faultTolerance, title: 'Fault tolerance' },
+  { pattern: /^\/$/, load: () => import('./pages/overview.js'), title: 'Overview' },
+  { pattern: /^\/system$/, load: () => import('./pages/system.js'), title: 'System' },
+  { pattern: /^\/workers$/, load: () => import('./pages/workers.js'), title: 'Workers' },
+  { pattern: /^\/workers\/([^/]+)$/, load: () => import('./pages/worker.js'), title: 'Worker' },
+  { pattern: /^\/tasks$/, load: () => import('./pages/tasks.js'), title: 'Tasks' },
+  { pattern: /^\/tasks\/([^/]+)$/, load: () => import('./pages/task.js'), title: 'Task' },
+  { pattern: /^\/task-types(?:\/([^/]+))?$/, load: () => import('./pages/task-types.js'), title: 'Task types' },
+  { pattern: /^\/performance$/, load: () => import('./pages/performance.js'), title: 'Performance' },
+  { pattern: /^\/alerts$/, load: () => import('./pages/alerts.js'), title: 'Alerts' },
+  { pattern: /^\/topology$/, load: () => import('./pages/topology.js'), title: 'Topology' },
+  { pattern: /^\/fault-tolerance$/, load: () => import('./pages/fault-tolerance.js'), title: 'Fault tolerance' },
 ];
 
 function start() {
@@ -85,7 +76,7 @@ function start() {
     const params = match ? match.slice(1).map((part) => (part === undefined ? undefined : decodeURIComponent(part))) : [];
     navigation.markCurrent(path);
     document.title = `${route?.title ?? 'Not found'} · fleetwatch`;
-    const page = route?.page.load ? await route.page.load() : (route?.page ?? notFound);
+    const page = route ? await route.load() : notFound;
     if (mine !== shown) return;
     unmount = page.mount(main, app, params, path) ?? null;
   };

@@ -16,8 +16,8 @@ export const STATE_LABELS = {
 
 const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 15_000;
-/** Topics every page shares: the status line and the alerts. */
-const ALWAYS = ['system', 'alerts'];
+/** Topics every page shares: the system figures (the trends' window). */
+const ALWAYS = ['system'];
 
 export class LiveSocket {
   constructor(path = '/ws/metrics') {

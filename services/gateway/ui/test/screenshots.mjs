@@ -23,16 +23,16 @@ const { values } = parseArgs({
 /** Each page, what shows it has data, and its file name. */
 const PAGES = [
   { name: 'overview', path: '/', ready: '.worker-grid a.cell' },
-  { name: 'system', path: '/system', ready: 'main h1' },
+  { name: 'system', path: '/system', ready: '#services tbody tr[data-key]' },
   { name: 'workers', path: '/workers', ready: 'main table tbody tr[data-key]' },
   { name: 'worker', path: '/workers/{worker}', ready: 'main h1' },
   { name: 'tasks', path: '/tasks', ready: 'main table tbody tr[data-key]' },
   { name: 'task', path: '/tasks/{task}', ready: 'main h1' },
-  { name: 'task-types', path: '/task-types/vision', ready: 'main h1' },
-  { name: 'performance', path: '/performance', ready: 'main h1' },
-  { name: 'alerts', path: '/alerts', ready: 'main h1' },
+  { name: 'task-types', path: '/task-types/vision', ready: '#tt-models tbody tr[data-key]' },
+  { name: 'performance', path: '/performance', ready: '#hardware-table tbody tr[data-key]' },
+  { name: 'alerts', path: '/alerts', ready: '#alerts-timeline[data-fired]' },
   { name: 'topology', path: '/topology', ready: 'main canvas' },
-  { name: 'fault-tolerance', path: '/fault-tolerance', ready: 'main h1' },
+  { name: 'fault-tolerance', path: '/fault-tolerance', ready: '#ft-by-hardware tbody tr[data-key]' },
 ];
 
 const chosen = values.pages ? PAGES.filter((page) => values.pages.split(',').includes(page.name)) : PAGES;

@@ -7,6 +7,8 @@ import * as format from '../format.js';
 
 const SEVERITY_RANK = { critical: 0, warning: 1, info: 2 };
 const FAILURES_SHOWN = 20;
+/** Open alerts listed here; the Alerts page has them all (a big fleet has hundreds). */
+const ALERTS_SHOWN = 20;
 
 export function alertPanel() {
   const count = h('span', { id: 'alerts-firing', title: 'Alerts firing now' }, '0');
@@ -44,9 +46,10 @@ export function alertPanel() {
       replace(firingList, h('li', { class: 'muted' }, 'No alerts firing.'));
       return;
     }
+    const more = alerts.length - ALERTS_SHOWN;
     replace(
       firingList,
-      alerts.map((alert) =>
+      alerts.slice(0, ALERTS_SHOWN).map((alert) =>
         h(
           'li',
           {
@@ -58,6 +61,7 @@ export function alertPanel() {
           h('span', { class: 'muted small alert-since' }, format.ago(alert.started_at)),
         ),
       ),
+      more > 0 ? h('li', { class: 'muted' }, h('a', { href: '/alerts' }, `${format.count(more)} more on the Alerts page`)) : null,
     );
   }
 

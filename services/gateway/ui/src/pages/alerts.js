@@ -256,6 +256,7 @@ export function mount(root, app) {
 
   const refresh = refresher({ poll, flush });
   const unsubscribe = [
+    app.socket.follow(['alerts']),
     app.socket.on('alerts_firing', () => refresh.pushed()),
     app.socket.on('alert', (change) => {
       if (typeof change?.alert_id !== 'string') return;

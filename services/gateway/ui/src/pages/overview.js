@@ -111,6 +111,7 @@ export function mount(root, app) {
   const refresh = refresher({ poll, flush });
   const unsubscribe = [
     app.socket.on('system', () => refresh.pushed()),
+    app.socket.follow(['alerts']),
     app.socket.on('alerts_firing', () => refresh.pushed()),
   ];
   trends.start();
