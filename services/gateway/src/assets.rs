@@ -126,8 +126,12 @@ async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
         return ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-store")], body).into_response();
     }
     match find(&path) {
-        // Names are stable (app.js), so browsers revalidate each load with the ETag and get a
-        // 304 while the binary is the same.
+        // A chunk's name carries a hash of its content, so a browser may keep it for good;
+        // other names are stable (app.js): browsers revalidate each load with the ETag and
+        // get a 304 while the binary is the same.
+        Some(asset) if asset.path.starts_with("chunks/") => {
+            respond(asset, &headers, "public, max-age=31536000, immutable")
+        }
         Some(asset) if asset.path != "index.html" => respond(asset, &headers, "no-cache"),
         _ => (StatusCode::NOT_FOUND, "no such asset").into_response(),
     }
@@ -217,5 +221,21 @@ mod tests {
         assert_eq!(get("/assets/nope.js", &[]).await.status(), StatusCode::NOT_FOUND);
         assert_eq!(get("/assets/../Cargo.toml", &[]).await.status(), StatusCode::NOT_FOUND);
         assert!(get("/assets/uplot.css", &[]).await.status().is_success(), "uPlot's stylesheet is served");
+    }
+
+    #[tokio::test]
+    async fn the_shell_names_each_page_chunk_and_chunks_are_kept_for_good() {
+        let body = axum::body::to_bytes(get("/", &[]).await.into_body(), 1 << 20).await.expect("body");
+        let html = String::from_utf8_lossy(&body);
+        let meta = html.split("<meta name=\"fleetwatch-chunks\" content=\"").nth(1).expect("the chunks meta");
+        let json = meta.split('"').next().expect("its content").replace("&quot;", "\"");
+        let chunks: std::collections::BTreeMap<String, Vec<String>> = serde_json::from_str(&json).expect("JSON");
+        assert!(chunks.contains_key("overview") && chunks.contains_key("topology"), "{chunks:?}");
+        let overview = &chunks["overview"][0];
+        let path = overview.strip_prefix("/assets/").expect("an asset");
+        assert!(path.starts_with("chunks/overview-"), "{overview}");
+        let response = get(overview, &[]).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "public, max-age=31536000, immutable");
     }
 }

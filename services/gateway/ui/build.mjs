@@ -2,7 +2,8 @@
 // ES modules, bundled and minified by esbuild; pages that pull in large libraries, such as
 // the topology's graph library, load as chunks of their own when first opened), boot.js
 // (applies the remembered theme before the first paint), app.css (the stylesheets),
-// uplot.css (uPlot's own), index.html (the page shell), and a .gz copy of each text file,
+// uplot.css (uPlot's own), index.html (the page shell, listing each page's chunks so they
+// load at once), and a .gz copy of each text file,
 // which the gateway serves to browsers that accept gzip.
 // Run with `npm run build`; the gateway's build.rs runs it when src/ changes.
 
@@ -27,17 +28,50 @@ const common = {
   outdir: dist,
   logLevel: 'warning',
 };
-await build({
+const app = await build({
   ...common,
   entryPoints: { app: join(root, 'src/main.js') },
   format: 'esm',
   splitting: true,
   chunkNames: 'chunks/[name]-[hash]',
+  metafile: true,
 });
 await build({ ...common, entryPoints: { boot: join(root, 'src/boot.js') }, format: 'iife' });
 await copyFile(join(root, 'node_modules/uplot/dist/uPlot.min.css'), join(dist, 'uplot.css'));
-await copyFile(join(root, 'src/index.html'), join(dist, 'index.html'));
+await writeFile(join(dist, 'index.html'), await shell());
 await copyFile(join(root, 'src/favicon.svg'), join(dist, 'favicon.svg'));
+
+/**
+ * Each page's chunk and every chunk it imports (beyond what app.js already loads), as URLs:
+ * main.js preloads them all at once when it opens the page, instead of finding each import
+ * only once the one before it has arrived.
+ */
+function pageChunks({ outputs }) {
+  const url = (file) => `/assets/${relative(dist, join(process.cwd(), file))}`;
+  const closure = (file, seen = new Set()) => {
+    for (const { path, kind } of outputs[file].imports) {
+      if (kind === 'import-statement' && !seen.has(path)) closure(path, seen.add(path));
+    }
+    return seen;
+  };
+  const appFile = Object.keys(outputs).find((file) => outputs[file].entryPoint?.endsWith('src/main.js'));
+  const loaded = closure(appFile);
+  const pages = {};
+  for (const [file, output] of Object.entries(outputs)) {
+    const page = output.entryPoint?.match(/src\/pages\/([\w-]+)\.js$/)?.[1];
+    if (page) pages[page] = [file, ...closure(file)].filter((chunk) => !loaded.has(chunk)).map(url);
+  }
+  return pages;
+}
+
+/** index.html with the page chunks in `<meta name="fleetwatch-chunks">`. */
+async function shell() {
+  const html = await readFile(join(root, 'src/index.html'), 'utf8');
+  const chunks = JSON.stringify(pageChunks(app.metafile)).replaceAll('"', '&quot;');
+  const placeholder = '<meta name="fleetwatch-chunks" content="{}">';
+  if (!html.includes(placeholder)) throw new Error(`src/index.html lacks ${placeholder}`);
+  return html.replace(placeholder, `<meta name="fleetwatch-chunks" content="${chunks}">`);
+}
 
 async function files(dir) {
   const found = [];

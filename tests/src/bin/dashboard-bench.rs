@@ -3,7 +3,8 @@
 //! the justfile); after a warm-up (`--warmup` s, default 60) it measures:
 //!
 //! - the overview and workers pages in headless Chromium, from navigation to data shown
-//!   (`services/gateway/ui/bench/pages.mjs`, median of 5 fresh loads; goal under 500 ms);
+//!   (`services/gateway/ui/bench/pages.mjs`, median of 5: cold in a fresh context, reloaded
+//!   in the same tab, and in-app from the navigation bar; goal under 500 ms);
 //! - WebSocket fan-out for `--seconds` (default 60): 100 clients on the `system` topic,
 //!   100 on `worker:<id>` topics (100 different workers) and one client on every topic
 //!   that never reads: each frame's delay from the processor's tick (its `time`) to its
@@ -96,7 +97,7 @@ async fn main() {
 
     println!("dashboard-bench: {workers} demo workers, services as `just up` runs them");
     println!();
-    println!("Pages in headless Chromium, navigation to data shown (median of 5 fresh loads; goal under 500 ms):");
+    println!("Pages in headless Chromium, navigation to data shown, median of 5 and the runs (goal under 500 ms):");
     let ui = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../services/gateway/ui");
     let pages = tokio::process::Command::new("node")
         .arg("bench/pages.mjs")
@@ -106,9 +107,25 @@ async fn main() {
         .await
         .expect("node runs the page bench");
     assert!(pages.status.success(), "the page bench failed: {}", String::from_utf8_lossy(&pages.stderr));
+    println!("| page | cold (fresh context) | reload (same tab) | in-app (navigation bar) |");
+    println!("|---|---:|---:|---:|");
     for line in String::from_utf8_lossy(&pages.stdout).lines() {
         let page: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
-        println!("- {}: {} ms (runs {})", page["page"].as_str().unwrap_or("?"), page["median_ms"], page["runs_ms"]);
+        if let Some(baseline) = page.get("baseline") {
+            println!(
+                "| baseline: `/api/status` (JSON, no dashboard code) | {} ms {} | | |",
+                baseline["median_ms"], baseline["runs_ms"]
+            );
+            continue;
+        }
+        let way = |name: &str| format!("{} ms {}", page[name]["median_ms"], page[name]["runs_ms"]);
+        println!(
+            "| {} | {} | {} | {} |",
+            page["page"].as_str().unwrap_or("?"),
+            way("cold"),
+            way("reload"),
+            way("in_app")
+        );
     }
 
     let ids: Vec<String> = {

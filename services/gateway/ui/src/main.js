@@ -38,18 +38,29 @@ app.socket.on('system', (data) => app.trends.push(data));
  * when first shown: the browser parses only what the page it opens needs.
  */
 const ROUTES = [
-  { pattern: /^\/$/, load: () => import('./pages/overview.js'), title: 'Overview' },
-  { pattern: /^\/system$/, load: () => import('./pages/system.js'), title: 'System' },
-  { pattern: /^\/workers$/, load: () => import('./pages/workers.js'), title: 'Workers' },
-  { pattern: /^\/workers\/([^/]+)$/, load: () => import('./pages/worker.js'), title: 'Worker' },
-  { pattern: /^\/tasks$/, load: () => import('./pages/tasks.js'), title: 'Tasks' },
-  { pattern: /^\/tasks\/([^/]+)$/, load: () => import('./pages/task.js'), title: 'Task' },
-  { pattern: /^\/task-types(?:\/([^/]+))?$/, load: () => import('./pages/task-types.js'), title: 'Task types' },
-  { pattern: /^\/performance$/, load: () => import('./pages/performance.js'), title: 'Performance' },
-  { pattern: /^\/alerts$/, load: () => import('./pages/alerts.js'), title: 'Alerts' },
-  { pattern: /^\/topology$/, load: () => import('./pages/topology.js'), title: 'Topology' },
-  { pattern: /^\/fault-tolerance$/, load: () => import('./pages/fault-tolerance.js'), title: 'Fault tolerance' },
+  { pattern: /^\/$/, chunk: 'overview', load: () => import('./pages/overview.js'), title: 'Overview' },
+  { pattern: /^\/system$/, chunk: 'system', load: () => import('./pages/system.js'), title: 'System' },
+  { pattern: /^\/workers$/, chunk: 'workers', load: () => import('./pages/workers.js'), title: 'Workers' },
+  { pattern: /^\/workers\/([^/]+)$/, chunk: 'worker', load: () => import('./pages/worker.js'), title: 'Worker' },
+  { pattern: /^\/tasks$/, chunk: 'tasks', load: () => import('./pages/tasks.js'), title: 'Tasks' },
+  { pattern: /^\/tasks\/([^/]+)$/, chunk: 'task', load: () => import('./pages/task.js'), title: 'Task' },
+  { pattern: /^\/task-types(?:\/([^/]+))?$/, chunk: 'task-types', load: () => import('./pages/task-types.js'), title: 'Task types' },
+  { pattern: /^\/performance$/, chunk: 'performance', load: () => import('./pages/performance.js'), title: 'Performance' },
+  { pattern: /^\/alerts$/, chunk: 'alerts', load: () => import('./pages/alerts.js'), title: 'Alerts' },
+  { pattern: /^\/topology$/, chunk: 'topology', load: () => import('./pages/topology.js'), title: 'Topology' },
+  { pattern: /^\/fault-tolerance$/, chunk: 'fault-tolerance', load: () => import('./pages/fault-tolerance.js'), title: 'Fault tolerance' },
 ];
+
+/** Each page's chunks (written into the shell by build.mjs). */
+const CHUNKS = JSON.parse(document.querySelector('meta[name="fleetwatch-chunks"]')?.content || '{}');
+
+/** Asks for a page's chunk and everything it imports at once, rather than one after another. */
+function preload(chunk) {
+  for (const href of CHUNKS[chunk] ?? []) {
+    if (document.head.querySelector(`link[rel="modulepreload"][href="${href}"]`)) continue;
+    document.head.append(h('link', { rel: 'modulepreload', href }));
+  }
+}
 
 function start() {
   const root = document.getElementById('app');
@@ -76,6 +87,7 @@ function start() {
     const params = match ? match.slice(1).map((part) => (part === undefined ? undefined : decodeURIComponent(part))) : [];
     navigation.markCurrent(path);
     document.title = `${route?.title ?? 'Not found'} · fleetwatch`;
+    if (route) preload(route.chunk);
     const page = route ? await route.load() : notFound;
     if (mine !== shown) return;
     unmount = page.mount(main, app, params, path) ?? null;
