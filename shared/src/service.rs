@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::process::ExitCode;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
@@ -57,7 +58,7 @@ pub fn main<S: Service>(args: &CommonArgs, flags: Overrides) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         let shutdown = shutdown_on_signal();
         match start::<S>(common, config, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
@@ -66,8 +67,15 @@ pub fn main<S: Service>(args: &CommonArgs, flags: Overrides) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // Blocking work still running (a DuckDB call, a publish) does not hold the exit up.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    code
 }
+
+/// How long a service may drain after ctrl-c or SIGTERM before it exits regardless: a
+/// supervisor's stop (systemd waits 90 s, Kubernetes 30 s) must never need a SIGKILL.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 
 /// Connects to NATS and runs the service until `shutdown`.
 pub async fn start<S: Service>(
@@ -131,6 +139,18 @@ pub fn shutdown_on_signal() -> CancellationToken {
         let _ = ctrl_c.await;
         info!("shutting down");
         trigger.cancel();
+        // A watchdog outside the runtime: a drain stuck on an unreachable server (or a task
+        // that blocks its thread) cannot keep the process alive past the grace period. What
+        // needs the server (a final snapshot, the last acks) is then not saved; what was not
+        // acknowledged is read again by the next start.
+        std::thread::spawn(|| {
+            std::thread::sleep(SHUTDOWN_GRACE);
+            error!(
+                grace_secs = SHUTDOWN_GRACE.as_secs(),
+                "still draining after the grace period (is nats-server reachable?); exiting"
+            );
+            std::process::exit(1);
+        });
     });
     token
 }

@@ -96,6 +96,12 @@ impl NatsServer {
         self.child.id()
     }
 
+    /// Kills the server for good, as an outage would (the store stays for `restart`).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub async fn client(&self) -> async_nats::Client {
         async_nats::connect(&self.url).await.expect("connect to the test nats-server")
     }
@@ -168,17 +174,29 @@ impl ServiceProcess {
 
     /// SIGTERM, then waits for a clean exit; returns whether it exited successfully.
     pub fn stop(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else { return true };
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
+        self.signal_term();
+        self.exit_within(Duration::from_secs(20)).is_some_and(|status| status.success())
+    }
+
+    /// Sends SIGTERM, as a supervisor's stop does.
+    pub fn signal_term(&self) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        }
+    }
+
+    /// Its exit status, if it exits within `limit`; otherwise it is killed and `None`.
+    pub fn exit_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let deadline = Instant::now() + limit;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
-                return status.success();
+                return Some(status);
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                return false;
+                return None;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
