@@ -79,12 +79,13 @@ describe('a family\'s page', () => {
       for (const id of ['#tt-active', '#tt-queued', '#tt-completed', '#tt-failed']) {
         await waitFor(`${id} to hold a number`, async () => NUMBER.test(await text(page, id)));
       }
-      await waitFor('model rows', async () => (await page.locator('#tt-models tbody tr[data-key]').count()) > 0);
-      const models = await page.$$eval('#tt-models tbody tr[data-key]', (rows) => rows.map((row) => row.dataset.key));
-      assert.ok(models.includes('vit-large'), `vit-large among ${models}`);
-      await waitFor('the distribution by model', async () => (await page.locator('#tt-distribution li[data-key]').count()) === models.length);
+      // A young fleet may not have run every model yet: wait for one the demo always runs.
+      const modelKeys = () => page.$$eval('#tt-models tbody tr[data-key]', (rows) => rows.map((row) => row.dataset.key));
+      await waitFor('vit-large among the model rows', async () => (await modelKeys()).includes('vit-large'));
+      const models = await modelKeys();
+      await waitFor('the distribution by model', async () => (await page.locator('#tt-distribution li[data-key]').count()) >= models.length);
       assert.match(await text(page, '#tt-distribution li[data-key] .num'), /%$/);
-      assert.equal(await page.locator('#tt-completion li[data-key]').count(), models.length, 'a success rate per model');
+      await waitFor('a success rate per model', async () => (await page.locator('#tt-completion li[data-key]').count()) >= models.length);
       await waitFor('tasks placed by worker type', async () => (await page.locator('#tt-assignment li[data-key]').count()) > 0);
       assert.match(await page.locator('#tt-assignment li[data-key]').first().getAttribute('title'), /running, \d+ assigned/);
       await waitFor('the optimal worker match', async () => /%$/.test(await text(page, '#tt-best-fit')));
