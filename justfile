@@ -36,17 +36,21 @@ up *args: build
 # cargo-nextest when installed (one summary line for the whole run), else cargo test; then
 # the dashboard's browser tests (ui-test).
 # Run every test: unit tests and end-to-end tests against a real nats-server and DuckDB.
-test: build && ui-test
+test: test-prereqs build && ui-test
     if cargo nextest --version >/dev/null 2>&1; then \
         cargo nextest run --workspace --no-fail-fast; \
     else \
         cargo test --workspace --no-fail-fast; \
     fi
 
+# Stop at once, with the command that installs them, when the tests' Debian packages are missing.
+test-prereqs:
+    deploy/test-prereqs.sh
+
 # In headless Chromium (apt-get install chromium; CHROMIUM=path overrides), against a real
 # nats-server, collector, processor and gateway from the debug build.
 # Run the dashboard's browser tests.
-ui-test: build
+ui-test: test-prereqs build
     cd services/gateway/ui && \
         if [ ! -e node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
             npm ci --no-audit --no-fund; \
