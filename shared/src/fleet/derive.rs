@@ -9,8 +9,6 @@ use crate::metrics::{
 };
 use std::collections::BTreeMap;
 
-/// Throughput counts completions over this much event time, ms.
-const MINUTE_MS: i64 = 60_000;
 /// Error texts listed in the failure patterns.
 const TOP_ERRORS: usize = 20;
 
@@ -47,7 +45,7 @@ impl WorkerState {
             completed: self.completed,
             failed: self.failed,
             mean_task_ms: if self.completed == 0 { 0.0 } else { self.duration_ms_total / self.completed as f64 },
-            tasks_per_hour: self.completions.last_hour(now) as f64,
+            tasks_per_hour: self.completions.recent(now) as f64,
             success_rate,
             health_score,
             uptime_secs: match status {
@@ -100,12 +98,11 @@ impl FleetState {
                 TaskStatus::Failed => {}
             }
         }
-        let minute_ago = now - MINUTE_MS;
         SystemMetrics {
             time: now,
             workers,
             tasks,
-            throughput_per_min: self.recent.completions.iter().filter(|time| **time > minute_ago).count() as f64,
+            throughput_per_min: self.recent.completions.recent(now) as f64,
             queue_time_ms: Summary::of(self.recent.queue_ms.iter().copied()),
             processing_time_ms: Summary::of(self.recent.processing_ms.iter().copied()),
             scheduling_efficiency: share_of_true(self.recent.best_fit.iter()),
@@ -154,7 +151,6 @@ impl FleetState {
                 }
             }
         }
-        let minute_ago = now - MINUTE_MS;
         let mut keys: Vec<(&str, &str)> = self
             .groups
             .keys()
@@ -175,7 +171,7 @@ impl FleetState {
                 running,
                 completed: group.completed,
                 failed: group.failed,
-                throughput_per_min: group.completions.iter().filter(|time| **time > minute_ago).count() as f64,
+                throughput_per_min: group.completions.recent(now) as f64,
                 success_rate: if finished == 0 { 1.0 } else { group.completed as f64 / finished as f64 },
                 duration_ms: Summary::of(group.durations.iter().copied()),
                 family: group.family,

@@ -5,7 +5,7 @@
 //! same snapshot always gives the same state. `expire` ages things out by the clock; what
 //! ages out leaves its counts behind in aggregates.
 
-use super::window::{HourCounts, Last};
+use super::window::{HourCounts, Last, MinuteCounts, minute_counts_or_times};
 use crate::event::{Capabilities, Event, HardwareKind, ModelFamily, ReportedStatus};
 use crate::metrics::{ComponentState, FinishedTask, WorkerStatus};
 use serde::{Deserialize, Serialize};
@@ -15,8 +15,6 @@ use std::collections::BTreeMap;
 const WINDOW: usize = 1000;
 /// Samples kept per task group (family, model, hardware).
 const GROUP_WINDOW: usize = 200;
-/// Throughput counts completions over this much event time, ms.
-const MINUTE_MS: i64 = 60_000;
 /// Finished tasks listed for an hour, failed ones for a day (both at most `max_tasks_tracked`).
 const COMPLETED_KEPT_MS: i64 = 3600 * 1000;
 const FAILED_KEPT_MS: i64 = 24 * 3600 * 1000;
@@ -133,7 +131,8 @@ pub struct Totals {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recent {
-    pub completions: Last<i64>,
+    #[serde(deserialize_with = "minute_counts_or_times")]
+    pub completions: MinuteCounts,
     pub queue_ms: Last<f64>,
     pub processing_ms: Last<f64>,
     pub best_fit: Last<bool>,
@@ -142,7 +141,7 @@ pub struct Recent {
 impl Default for Recent {
     fn default() -> Self {
         Self {
-            completions: Last::new(usize::MAX),
+            completions: MinuteCounts::default(),
             queue_ms: Last::new(WINDOW),
             processing_ms: Last::new(WINDOW),
             best_fit: Last::new(WINDOW),
@@ -154,7 +153,8 @@ impl Default for Recent {
 pub struct Group {
     pub completed: u64,
     pub failed: u64,
-    pub completions: Last<i64>,
+    #[serde(deserialize_with = "minute_counts_or_times")]
+    pub completions: MinuteCounts,
     pub durations: Last<f64>,
     /// A model's family (model groups only).
     #[serde(default)]
@@ -176,7 +176,7 @@ impl Default for Group {
         Self {
             completed: 0,
             failed: 0,
-            completions: Last::new(usize::MAX),
+            completions: MinuteCounts::default(),
             durations: group_window(),
             family: None,
             queue_ms: group_window(),
@@ -426,7 +426,7 @@ impl FleetState {
                 if task.attempts > 0 {
                     self.faults.retries_recovered += 1;
                 }
-                self.recent.completions.push(time);
+                self.recent.completions.add(time);
                 self.recent.processing_ms.push(processing_ms);
                 if let Some(worker) = self.workers.get_mut(worker_id) {
                     worker.completed += 1;
@@ -436,7 +436,7 @@ impl FleetState {
                 for key in group_keys(&task) {
                     let group = self.groups.entry(key).or_default();
                     group.completed += 1;
-                    group.completions.push(time);
+                    group.completions.add(time);
                     group.durations.push(processing_ms);
                 }
                 if let Some(pair) = pair_key(&task) {
@@ -530,14 +530,9 @@ impl FleetState {
         task
     }
 
-    /// Ages out by the clock: the throughput windows, failed tasks never retried, old
+    /// Ages out by the clock: failed tasks never retried, old
     /// finished-task lists, and workers silent past `retire_after_ms`. Returns the retired.
     pub fn expire(&mut self, now: i64, limits: &Limits) -> Vec<String> {
-        let minute_ago = now - MINUTE_MS;
-        self.recent.completions.drop_while(|time| *time <= minute_ago);
-        for group in self.groups.values_mut() {
-            group.completions.drop_while(|time| *time <= minute_ago);
-        }
         self.tasks.retain(|_, task| task.status != TaskStatus::Failed || now - task.changed_at <= RETRY_WAIT_MS);
         self.completed_tasks.drop_while(|task| now - task.finished_at > COMPLETED_KEPT_MS);
         self.failed_tasks.drop_while(|task| now - task.finished_at > FAILED_KEPT_MS);

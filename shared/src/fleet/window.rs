@@ -47,42 +47,67 @@ impl<T: Clone> Last<T> {
     }
 }
 
-/// Counts per minute over the last hour: 60 counters, whatever the rate.
+/// Counts per bucket of `BUCKET_MS` over the last 60 buckets: 60 counters, whatever the rate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HourCounts {
-    /// The newest minute counted (minutes since the epoch).
-    minute: i64,
+pub struct Counts<const BUCKET_MS: i64> {
+    /// The newest bucket counted (buckets since the epoch).
+    #[serde(alias = "minute")]
+    bucket: i64,
     counts: Vec<u32>,
 }
 
-impl Default for HourCounts {
+/// Counts per minute over the last hour.
+pub type HourCounts = Counts<60_000>;
+/// Counts per second over the last minute.
+pub type MinuteCounts = Counts<1_000>;
+
+impl<const BUCKET_MS: i64> Default for Counts<BUCKET_MS> {
     fn default() -> Self {
-        Self { minute: 0, counts: vec![0; 60] }
+        Self { bucket: 0, counts: vec![0; 60] }
     }
 }
 
-impl HourCounts {
+impl<const BUCKET_MS: i64> Counts<BUCKET_MS> {
     pub fn add(&mut self, time_ms: i64) {
-        let minute = time_ms.div_euclid(60_000);
-        if minute + 60 <= self.minute {
+        let bucket = time_ms.div_euclid(BUCKET_MS);
+        if bucket + 60 <= self.bucket {
             return; // older than the window
         }
-        if minute > self.minute {
-            let cleared = (minute - self.minute).min(60);
+        if bucket > self.bucket {
+            let cleared = (bucket - self.bucket).min(60);
             for step in 1..=cleared {
-                self.counts[(self.minute + step).rem_euclid(60) as usize] = 0;
+                self.counts[(self.bucket + step).rem_euclid(60) as usize] = 0;
             }
-            self.minute = minute;
+            self.bucket = bucket;
         }
-        self.counts[minute.rem_euclid(60) as usize] += 1;
+        self.counts[bucket.rem_euclid(60) as usize] += 1;
     }
 
-    /// How many fell in the 60 minutes up to `now_ms`.
-    pub fn last_hour(&self, now_ms: i64) -> u64 {
-        let now = now_ms.div_euclid(60_000);
-        let first = (now - 59).max(self.minute - 59);
-        (first..=self.minute.min(now)).map(|minute| u64::from(self.counts[minute.rem_euclid(60) as usize])).sum()
+    /// How many fell in the 60 buckets up to `now_ms` (the last hour, or the last minute).
+    pub fn recent(&self, now_ms: i64) -> u64 {
+        let now = now_ms.div_euclid(BUCKET_MS);
+        let first = (now - 59).max(self.bucket - 59);
+        (first..=self.bucket.min(now)).map(|bucket| u64::from(self.counts[bucket.rem_euclid(60) as usize])).sum()
     }
+}
+
+/// Reads `MinuteCounts`, or the list of completion times that snapshots held before them,
+/// so a snapshot of the previous version still restores.
+pub fn minute_counts_or_times<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<MinuteCounts, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Wire {
+        Counts(MinuteCounts),
+        Times(Last<i64>),
+    }
+    Ok(match Wire::deserialize(deserializer)? {
+        Wire::Counts(counts) => counts,
+        Wire::Times(times) => {
+            let mut counts = MinuteCounts::default();
+            times.iter().for_each(|time| counts.add(*time));
+            counts
+        }
+    })
 }
 
 #[cfg(test)]
@@ -94,12 +119,32 @@ mod tests {
         let mut counts = HourCounts::default();
         counts.add(0);
         counts.add(30_000);
-        assert_eq!(counts.last_hour(59 * 60_000), 2);
+        assert_eq!(counts.recent(59 * 60_000), 2);
         counts.add(61 * 60_000);
-        assert_eq!(counts.last_hour(61 * 60_000), 1);
+        assert_eq!(counts.recent(61 * 60_000), 1);
         counts.add(60_000 - 1);
-        assert_eq!(counts.last_hour(61 * 60_000), 1, "too old to count");
-        assert_eq!(counts.last_hour(200 * 60_000), 0);
+        assert_eq!(counts.recent(61 * 60_000), 1, "too old to count");
+        assert_eq!(counts.recent(200 * 60_000), 0);
+    }
+
+    #[test]
+    fn minute_counts_are_bounded_and_read_the_old_list_of_times() {
+        let mut counts = MinuteCounts::default();
+        for time in 0..100_000 {
+            counts.add(time * 10); // 100 a second for 1,000 s
+        }
+        assert_eq!(counts.recent(999_999), 6_000, "the last 60 s");
+        assert_eq!(counts.counts.len(), 60, "60 counters, whatever the rate");
+
+        let mut times = Last::new(usize::MAX);
+        [1_000, 30_000, 61_500].into_iter().for_each(|time| times.push(time));
+        let bytes = rmp_serde::to_vec_named(&times).expect("encode");
+        let mut read = rmp_serde::Deserializer::new(&bytes[..]);
+        let counts = minute_counts_or_times(&mut read).expect("decode");
+        assert_eq!(counts.recent(61_500), 2, "what an old snapshot held, counted again");
+        let bytes = rmp_serde::to_vec_named(&counts).expect("encode");
+        let again = minute_counts_or_times(&mut rmp_serde::Deserializer::new(&bytes[..])).expect("decode");
+        assert_eq!(again, counts, "the new form reads back as it was");
     }
 
     #[test]
