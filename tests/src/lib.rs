@@ -80,8 +80,7 @@ impl NatsServer {
     /// Kills the server and starts it again on the same port with the same store, as a
     /// crash and restart would; returns once it accepts connections.
     pub fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
         let port = self.url.rsplit(':').next().expect("port in url").to_owned();
         let (_, child) = spawn_nats(self.dir.path(), &port);
         self.child = child;
@@ -109,8 +108,7 @@ impl NatsServer {
 
 impl Drop for NatsServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 

@@ -34,6 +34,18 @@ pub struct Snapshot {
     pub services: BTreeMap<String, HealthReport>,
 }
 
+impl Snapshot {
+    /// Applies a part of a tick's worker metrics; after the tick's last part, counts the
+    /// fleet again for the summary.
+    pub fn apply_workers(&mut self, batch: WorkerMetricsBatch) {
+        let last = batch.part + 1 >= batch.parts;
+        self.workers.apply(batch);
+        if last {
+            self.summary = Arc::new(crate::workers::summary(self.workers.workers.values()));
+        }
+    }
+}
+
 /// One message to WebSocket clients: `{"type": ..., "data": ...}` (`ws.rs` lists them).
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
@@ -281,11 +293,8 @@ impl Live {
             let retired = batch.retired.clone();
             Update::WorkersChanged(&WorkersChanged { time, part, parts, workers: changed, retired }).frame()
         });
-        snapshot.workers.apply(batch);
+        snapshot.apply_workers(batch);
         let last = part + 1 >= parts;
-        if last {
-            snapshot.summary = Arc::new(crate::workers::summary(snapshot.workers.workers.values()));
-        }
         drop(snapshot);
         // No sessions is fine: nobody is watching.
         let _ = self.hub.workers.send(WorkerPart { time, last, carried: carried.into(), frame });

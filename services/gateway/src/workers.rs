@@ -389,7 +389,6 @@ mod tests {
     use crate::api::tests::get;
     use shared::event::Capabilities;
     use shared::metrics::WorkerMetricsBatch;
-    use std::sync::Arc;
 
     fn worker(id: &str, hardware: HardwareKind, status: WorkerStatus, cpu_pct: f64, tags: &[&str]) -> WorkerMetrics {
         WorkerMetrics {
@@ -431,10 +430,7 @@ mod tests {
             worker("=gpu-2", HardwareKind::Cuda, WorkerStatus::Disconnected, 0.0, &[]),
         ];
         let batch = WorkerMetricsBatch { time: 5, complete: true, parts: 1, workers, ..Default::default() };
-        let mut snapshot = live.snapshot.write().expect("lock");
-        snapshot.workers.apply(batch);
-        snapshot.summary = Arc::new(summary(snapshot.workers.workers.values()));
-        drop(snapshot);
+        live.snapshot.write().expect("lock").apply_workers(batch);
         live
     }
 
