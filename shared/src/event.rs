@@ -49,10 +49,12 @@ pub enum ModelFamily {
     Vision,
     Audio,
     Multimodal,
+    /// A model the model-to-family table does not know.
+    Other,
 }
 
 impl ModelFamily {
-    pub const ALL: [ModelFamily; 4] = [Self::Text, Self::Vision, Self::Audio, Self::Multimodal];
+    pub const ALL: [ModelFamily; 5] = [Self::Text, Self::Vision, Self::Audio, Self::Multimodal, Self::Other];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -60,6 +62,7 @@ impl ModelFamily {
             Self::Vision => "vision",
             Self::Audio => "audio",
             Self::Multimodal => "multimodal",
+            Self::Other => "other",
         }
     }
 }
@@ -111,17 +114,25 @@ pub enum Event {
         worker_id: String,
         capabilities: Capabilities,
     },
+    /// The worker is alive at this time, with the figures its source knows: a figure left
+    /// out is unknown and keeps its last known value (a coordinator's worker list, say,
+    /// knows liveness and running tasks, not CPU).
     Heartbeat {
         worker_id: String,
-        cpu_pct: f32,
-        memory_pct: f32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cpu_pct: Option<f32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        memory_pct: Option<f32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         gpu_pct: Option<f32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         gpu_memory_pct: Option<f32>,
-        network_pct: f32,
-        running_tasks: u32,
-        queued_tasks: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        network_pct: Option<f32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        running_tasks: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        queued_tasks: Option<u32>,
     },
     WorkerStatusChanged {
         worker_id: String,
@@ -145,8 +156,10 @@ pub enum Event {
     TaskAssigned {
         task_id: String,
         worker_id: String,
-        /// Whether the worker is one of the best fits for the task's model family.
-        best_fit: bool,
+        /// Whether the worker is one of the best fits for the task's model family; left out
+        /// where the source does not know (a coordinator's task list).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        best_fit: Option<bool>,
     },
     TaskStarted {
         task_id: String,

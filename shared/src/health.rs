@@ -54,7 +54,10 @@ pub const DESCRIPTIONS: &[Description] = &[
     described("collector_deadletters_total", "Ingest events refused and dead-lettered."),
     described("collector_http_refused_total", "HTTP ingest requests refused with a 4xx."),
     described("collector_coordinator_poll_failures_total", "Coordinator polls that failed."),
-    described("collector_coordinator_invalid_total", "Coordinator items that were not valid events."),
+    described(
+        "collector_coordinator_deadletters_total",
+        "Coordinator list items that were not valid, dead-lettered once each.",
+    ),
     described("collector_control_requests_total", "Alert control requests received from the gateway."),
     described("collector_control_deadletters_total", "Alert control requests refused and dead-lettered."),
     described(

@@ -114,14 +114,17 @@ pub fn validate(event: &Event) -> Result<(), Invalid> {
     }
     match event {
         Event::Heartbeat { cpu_pct, memory_pct, gpu_pct, gpu_memory_pct, network_pct, .. } => {
-            check_pct("cpu_pct", *cpu_pct)?;
-            check_pct("memory_pct", *memory_pct)?;
-            check_pct("network_pct", *network_pct)?;
-            if let Some(gpu) = gpu_pct {
-                check_pct("gpu_pct", *gpu)?;
-            }
-            if let Some(gpu_memory) = gpu_memory_pct {
-                check_pct("gpu_memory_pct", *gpu_memory)?;
+            let figures = [
+                ("cpu_pct", cpu_pct),
+                ("memory_pct", memory_pct),
+                ("gpu_pct", gpu_pct),
+                ("gpu_memory_pct", gpu_memory_pct),
+                ("network_pct", network_pct),
+            ];
+            for (field, value) in figures {
+                if let Some(value) = value {
+                    check_pct(field, *value)?;
+                }
             }
         }
         Event::WorkerRegistered { capabilities, .. } => {
@@ -191,13 +194,13 @@ mod tests {
     fn heartbeat(cpu_pct: f32) -> Event {
         Event::Heartbeat {
             worker_id: "cpu-001".into(),
-            cpu_pct,
-            memory_pct: 40.0,
+            cpu_pct: Some(cpu_pct),
+            memory_pct: Some(40.0),
             gpu_pct: None,
             gpu_memory_pct: None,
-            network_pct: 3.0,
-            running_tasks: 1,
-            queued_tasks: 0,
+            network_pct: Some(3.0),
+            running_tasks: Some(1),
+            queued_tasks: Some(0),
         }
     }
 

@@ -226,7 +226,9 @@ pub struct WorkerMetrics {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_pct: Option<f64>,
     pub memory_pct: f64,
-    pub network_pct: f64,
+    /// Unknown for a worker whose source does not report it (a coordinator's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_pct: Option<f64>,
     /// Tasks running on it now (its last heartbeat).
     pub active_tasks: u64,
     /// Tasks waiting on it now (its last heartbeat).
@@ -252,7 +254,6 @@ impl WorkerMetrics {
         let mut rows = vec![
             ("cpu_pct", self.cpu_pct),
             ("memory_pct", self.memory_pct),
-            ("network_pct", self.network_pct),
             ("active_tasks", self.active_tasks as f64),
             ("queued_tasks", self.queued_tasks as f64),
             ("completed", self.completed as f64),
@@ -263,9 +264,8 @@ impl WorkerMetrics {
             ("health_score", self.health_score),
             ("uptime_secs", self.uptime_secs),
         ];
-        if let Some(gpu_pct) = self.gpu_pct {
-            rows.push(("gpu_pct", gpu_pct));
-        }
+        let known = [("gpu_pct", self.gpu_pct), ("network_pct", self.network_pct)];
+        rows.extend(known.into_iter().filter_map(|(name, value)| Some((name, value?))));
         rows
     }
 }

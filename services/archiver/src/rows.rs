@@ -294,13 +294,13 @@ mod tests {
             Event::TaskFailed { task_id: "t1".into(), worker_id: Some("w1".into()), error: "<oom>".into() },
             Event::Heartbeat {
                 worker_id: "w1".into(),
-                cpu_pct: 91.5,
-                memory_pct: 3.0,
+                cpu_pct: Some(91.5),
+                memory_pct: Some(3.0),
                 gpu_pct: None,
                 gpu_memory_pct: Some(4.0),
-                network_pct: 0.5,
-                running_tasks: 2,
-                queued_tasks: 1,
+                network_pct: Some(0.5),
+                running_tasks: Some(2),
+                queued_tasks: Some(1),
             },
         ];
         for event in events {

@@ -131,14 +131,15 @@ pub async fn run(config: HostAgentConfig, publisher: Publisher, shutdown: Cancel
         let reading = gpus.as_ref().and_then(Gpus::read);
         let heartbeat = Event::Heartbeat {
             worker_id: worker_id.clone(),
-            cpu_pct: system.global_cpu_usage().clamp(0.0, 100.0),
-            memory_pct: (100.0 * system.used_memory() as f64 / system.total_memory().max(1) as f64).clamp(0.0, 100.0)
-                as f32,
+            cpu_pct: Some(system.global_cpu_usage().clamp(0.0, 100.0)),
+            memory_pct: Some(
+                (100.0 * system.used_memory() as f64 / system.total_memory().max(1) as f64).clamp(0.0, 100.0) as f32,
+            ),
             gpu_pct: reading.as_ref().map(|gpu| gpu.utilisation_pct.clamp(0.0, 100.0)),
             gpu_memory_pct: reading.as_ref().map(|gpu| gpu.memory_pct.clamp(0.0, 100.0)),
-            network_pct: (100.0 * bytes as f64 / link_bytes).clamp(0.0, 100.0) as f32,
-            running_tasks: 0,
-            queued_tasks: 0,
+            network_pct: Some((100.0 * bytes as f64 / link_bytes).clamp(0.0, 100.0) as f32),
+            running_tasks: Some(0),
+            queued_tasks: Some(0),
         };
         publish(&publisher, heartbeat).await;
     }

@@ -4,6 +4,7 @@
 //! A request (a message with a reply subject) is answered once its events are stored.
 
 use crate::publisher::{Outgoing, Publisher};
+use crate::worker_messages::{Probe, WorkerMessage};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use shared::ingest::IngestMessage;
@@ -50,46 +51,67 @@ pub struct Rejection {
 }
 
 /// Parses a payload (JSON or MessagePack; an object or an array of them) and checks each
-/// event. Returns the valid events and the reasons for the rest.
+/// event. Returns the valid events and the reasons for the rest. An item may be one of the
+/// testing framework's worker messages ([`crate::worker_messages`]), which stand for several
+/// events; its rejection names the item.
 pub fn parse(payload: &[u8], source: &str) -> (Vec<Outgoing>, Vec<Rejection>) {
     let malformed = |reason: String| (Vec::new(), vec![Rejection { index: 0, reason }]);
+    let now = now_ms();
     let first = payload.iter().find(|byte| !byte.is_ascii_whitespace());
-    let items: Vec<Result<IngestMessage, String>> = match first {
+    let items: Vec<Result<Vec<IngestMessage>, String>> = match first {
         // Each item is parsed once, straight into the message; the batch only to its bounds.
         Some(b'[') => match serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(payload) {
-            Ok(items) => items.into_iter().map(|item| checked(serde_json::from_str(item.get()))).collect(),
+            Ok(items) => items.into_iter().map(|item| from_json(item.get(), now)).collect(),
             Err(err) => return malformed(format!("malformed JSON: {err}")),
         },
-        Some(b'{') => vec![serde_json::from_slice(payload).map_err(|err| match err.classify() {
-            serde_json::error::Category::Data => format!("not an ingest event: {err}"),
-            _ => format!("malformed JSON: {err}"),
-        })],
+        Some(b'{') => match std::str::from_utf8(payload) {
+            Ok(text) => vec![from_json(text, now)],
+            Err(err) => return malformed(format!("malformed JSON: {err}")),
+        },
         _ => match codec::decode::<serde_json::Value>(payload) {
-            Ok(serde_json::Value::Array(items)) => {
-                items.into_iter().map(|item| checked(serde_json::from_value(item))).collect()
-            }
-            Ok(single) => vec![checked(serde_json::from_value(single))],
+            Ok(serde_json::Value::Array(items)) => items.into_iter().map(|item| from_value(item, now)).collect(),
+            Ok(single) => vec![from_value(single, now)],
             Err(err) => return malformed(err.to_string()),
         },
     };
-    let now = now_ms();
     let mut accepted = Vec::with_capacity(items.len());
     let mut rejected = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
-        let checked = item.and_then(|message| {
-            let given_id = message.id.is_some();
-            let envelope = message.into_envelope(now, source).map_err(|err| err.to_string())?;
-            Ok(Outgoing { envelope, given_id })
+        let checked = item.and_then(|messages| {
+            let mut outgoing = Vec::with_capacity(messages.len());
+            for message in messages {
+                let given_id = message.id.is_some();
+                let envelope = message.into_envelope(now, source).map_err(|err| err.to_string())?;
+                outgoing.push(Outgoing { envelope, given_id });
+            }
+            Ok(outgoing)
         });
         match checked {
-            Ok(outgoing) => accepted.push(outgoing),
+            Ok(outgoing) => accepted.extend(outgoing),
             Err(reason) => rejected.push(Rejection { index, reason }),
         }
     }
     (accepted, rejected)
 }
 
-fn checked(parsed: Result<IngestMessage, serde_json::Error>) -> Result<IngestMessage, String> {
+fn from_json(text: &str, now: i64) -> Result<Vec<IngestMessage>, String> {
+    let framework = serde_json::from_str::<Probe>(text).is_ok_and(|probe| probe.is_worker_message());
+    let parsed = match framework {
+        true => serde_json::from_str::<WorkerMessage>(text).map(|message| message.into_messages(now)),
+        false => serde_json::from_str::<IngestMessage>(text).map(|message| vec![message]),
+    };
+    parsed.map_err(|err| match err.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => format!("malformed JSON: {err}"),
+        _ => format!("not an ingest event: {err}"),
+    })
+}
+
+fn from_value(value: serde_json::Value, now: i64) -> Result<Vec<IngestMessage>, String> {
+    let framework = Probe::deserialize(&value).is_ok_and(|probe| probe.is_worker_message());
+    let parsed = match framework {
+        true => serde_json::from_value::<WorkerMessage>(value).map(|message| message.into_messages(now)),
+        false => serde_json::from_value::<IngestMessage>(value).map(|message| vec![message]),
+    };
     parsed.map_err(|err| format!("not an ingest event: {err}"))
 }
 

@@ -18,6 +18,7 @@ mod http;
 mod ingest;
 mod publisher;
 mod reports;
+mod worker_messages;
 
 use publisher::{Outgoing, Publisher};
 use serde::{Deserialize, Serialize};

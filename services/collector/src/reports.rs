@@ -41,8 +41,8 @@ pub async fn subscribe(context: &Context) -> anyhow::Result<async_nats::Subscrib
 
 /// Whether a counter counts messages lost to the pipeline: dead-lettered (ingest, control)
 /// or undecodable (processor, alerter), or skipped by the archiver because they did not
-/// decode. Not `collector_coordinator_invalid_total`: those are a coordinator's bad items,
-/// skipped before they become messages, and counted on their own at `/metrics`.
+/// decode (a coordinator's odd items are dead-lettered too:
+/// `collector_coordinator_deadletters_total`).
 fn is_dead_letter_counter(name: &str) -> bool {
     name.ends_with("_deadletters_total")
         || name.ends_with("_undecodable_total")
@@ -135,7 +135,7 @@ mod tests {
             ("collector_deadletters_total", 2),
             ("processor_events_undecodable_total", 3),
             ("archiver_messages_skipped_total", 4),
-            ("collector_coordinator_invalid_total", 100),
+            ("collector_coordinator_deadletters_total", 1),
             ("archiver_messages_archived_total", 1000),
         ];
         let gauges = [("archiver_lag_seconds", 1.5), ("archiver_lag_seconds", 7.0), ("archiver_lag_messages", 90.0)];
@@ -146,7 +146,7 @@ mod tests {
                 service: "archiver".into(),
                 instance: "host.example-42".into(),
                 started_at: 5,
-                dead_letters: 9,
+                dead_letters: 10,
                 lag_seconds: Some(7.0),
             }
         );

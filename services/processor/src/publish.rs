@@ -217,7 +217,7 @@ mod tests {
             cpu_pct,
             gpu_pct: None,
             memory_pct: 10.0,
-            network_pct: 1.0,
+            network_pct: Some(1.0),
             active_tasks: 1,
             queued_tasks: 0,
             completed: 3,

@@ -159,7 +159,7 @@ mod tests {
             let worker_id = if n < 3 { "gpu-1" } else { "cpu-1" };
             state.apply(
                 2_000,
-                &Event::TaskAssigned { task_id: format!("t-{n}"), worker_id: worker_id.into(), best_fit: true },
+                &Event::TaskAssigned { task_id: format!("t-{n}"), worker_id: worker_id.into(), best_fit: Some(true) },
             );
         }
         state.apply(3_000, &Event::TaskStarted { task_id: "t-0".into(), worker_id: "gpu-1".into() });

@@ -39,7 +39,7 @@ impl WorkerState {
             cpu_pct: f64::from(self.cpu_pct),
             gpu_pct: self.gpu_pct.map(f64::from),
             memory_pct: f64::from(self.memory_pct),
-            network_pct: f64::from(self.network_pct),
+            network_pct: self.network_pct.map(f64::from),
             active_tasks: u64::from(self.running_tasks),
             queued_tasks: u64::from(self.queued_tasks),
             completed: self.completed,
@@ -60,7 +60,8 @@ impl WorkerState {
 impl FleetState {
     pub fn system_metrics(&self, now: i64, events_seq: u64, limits: &Limits) -> SystemMetrics {
         let mut workers = WorkerCounts::default();
-        let (mut cpu, mut memory, mut network, mut gpu, mut gpu_workers) = (0.0, 0.0, 0.0, 0.0, 0u64);
+        let (mut cpu, mut memory, mut gpu, mut gpu_workers) = (0.0, 0.0, 0.0, 0u64);
+        let (mut network, mut network_workers) = (0.0, 0u64);
         for worker in self.workers.values() {
             workers.total += 1;
             match worker.status(now, limits) {
@@ -74,7 +75,11 @@ impl FleetState {
             }
             cpu += f64::from(worker.cpu_pct);
             memory += f64::from(worker.memory_pct);
-            network += f64::from(worker.network_pct);
+            // Over the workers whose network use is known, as for GPUs.
+            if let Some(network_pct) = worker.network_pct {
+                network += f64::from(network_pct);
+                network_workers += 1;
+            }
             if let Some(gpu_pct) = worker.gpu_pct {
                 gpu += f64::from(gpu_pct);
                 gpu_workers += 1;
@@ -110,7 +115,7 @@ impl FleetState {
                 cpu: cpu / connected,
                 gpu: if gpu_workers == 0 { 0.0 } else { gpu / gpu_workers as f64 },
                 memory: memory / connected,
-                network: network / connected,
+                network: network / network_workers.max(1) as f64,
             },
             events_seq,
             faults: self.fault_counts(),

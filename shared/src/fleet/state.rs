@@ -82,7 +82,8 @@ pub struct WorkerState {
     pub cpu_pct: f32,
     pub memory_pct: f32,
     pub gpu_pct: Option<f32>,
-    pub network_pct: f32,
+    /// Unknown until a heartbeat gives it (a coordinator does not).
+    pub network_pct: Option<f32>,
     pub running_tasks: u32,
     pub queued_tasks: u32,
     pub completed: u64,
@@ -240,7 +241,7 @@ impl WorkerState {
             cpu_pct: 0.0,
             memory_pct: 0.0,
             gpu_pct: None,
-            network_pct: 0.0,
+            network_pct: None,
             running_tasks: 0,
             queued_tasks: 0,
             completed: 0,
@@ -356,12 +357,14 @@ impl FleetState {
                 if time >= worker.last_seen {
                     worker.rejoin(time, &mut self.faults);
                     worker.last_seen = time;
-                    worker.cpu_pct = *cpu_pct;
-                    worker.memory_pct = *memory_pct;
-                    worker.gpu_pct = *gpu_pct;
-                    worker.network_pct = *network_pct;
-                    worker.running_tasks = *running_tasks;
-                    worker.queued_tasks = *queued_tasks;
+                    // A figure the heartbeat leaves out keeps its last known value.
+                    let keep = |slot: &mut f32, given: &Option<f32>| *slot = given.unwrap_or(*slot);
+                    keep(&mut worker.cpu_pct, cpu_pct);
+                    keep(&mut worker.memory_pct, memory_pct);
+                    worker.gpu_pct = gpu_pct.or(worker.gpu_pct);
+                    worker.network_pct = network_pct.or(worker.network_pct);
+                    worker.running_tasks = running_tasks.unwrap_or(worker.running_tasks);
+                    worker.queued_tasks = queued_tasks.unwrap_or(worker.queued_tasks);
                 }
             }
             Event::WorkerStatusChanged { worker_id, status, .. } => {
@@ -392,15 +395,19 @@ impl FleetState {
                 self.tasks.insert(task_id.clone(), task);
             }
             Event::TaskAssigned { task_id, worker_id, best_fit } => {
-                self.recent.best_fit.push(*best_fit);
+                if let Some(best_fit) = *best_fit {
+                    self.recent.best_fit.push(best_fit);
+                }
                 let hardware = self.hardware_of(worker_id);
                 let task = self.task(task_id, time);
                 task.status = TaskStatus::Assigned;
                 task.worker_id = Some(worker_id.clone());
                 task.hardware = hardware;
                 let task = task.clone();
-                for key in group_keys(&task) {
-                    self.groups.entry(key).or_default().best_fit.push(*best_fit);
+                if let Some(best_fit) = *best_fit {
+                    for key in group_keys(&task) {
+                        self.groups.entry(key).or_default().best_fit.push(best_fit);
+                    }
                 }
             }
             Event::TaskStarted { task_id, worker_id } => {
@@ -604,13 +611,13 @@ mod tests {
     fn heartbeat(worker_id: &str, cpu_pct: f32, running_tasks: u32) -> Event {
         Event::Heartbeat {
             worker_id: worker_id.into(),
-            cpu_pct,
-            memory_pct: 30.0,
+            cpu_pct: Some(cpu_pct),
+            memory_pct: Some(30.0),
             gpu_pct: None,
             gpu_memory_pct: None,
-            network_pct: 5.0,
-            running_tasks,
-            queued_tasks: 0,
+            network_pct: Some(5.0),
+            running_tasks: Some(running_tasks),
+            queued_tasks: Some(0),
         }
     }
 
@@ -667,9 +674,9 @@ mod tests {
                     depends_on: vec![],
                 },
             ),
-            (2_000, Event::TaskAssigned { task_id: task("t1"), worker_id: "a".into(), best_fit: true }),
+            (2_000, Event::TaskAssigned { task_id: task("t1"), worker_id: "a".into(), best_fit: Some(true) }),
             (3_000, Event::TaskStarted { task_id: task("t1"), worker_id: "a".into() }),
-            (3_000, Event::TaskAssigned { task_id: task("t2"), worker_id: "b".into(), best_fit: false }),
+            (3_000, Event::TaskAssigned { task_id: task("t2"), worker_id: "b".into(), best_fit: Some(false) }),
             (3_000, Event::TaskStarted { task_id: task("t2"), worker_id: "b".into() }),
             (7_000, Event::TaskCompleted { task_id: task("t1"), worker_id: "a".into() }),
             (8_000, Event::TaskFailed { task_id: task("t2"), worker_id: Some("b".into()), error: "oom".into() }),

@@ -28,6 +28,8 @@ struct Worker {
     pending: Option<(Sequenced, Load)>,
     /// The newest heartbeat or registration time seen: older heartbeats change nothing.
     seen: i64,
+    /// The last known CPU, running and queued tasks: a heartbeat may leave any out.
+    figures: (f32, u32, u32),
 }
 
 pub struct Thinner {
@@ -52,7 +54,10 @@ impl Thinner {
                     return Vec::new();
                 }
                 worker.seen = time;
-                let load = Load::of(*cpu_pct, *running_tasks, *queued_tasks, worker.slots, &self.limits);
+                let (cpu, running, queued) = &mut worker.figures;
+                (*cpu, *running, *queued) =
+                    (cpu_pct.unwrap_or(*cpu), running_tasks.unwrap_or(*running), queued_tasks.unwrap_or(*queued));
+                let load = Load::of(*cpu, *running, *queued, worker.slots, &self.limits);
                 let mut out = Vec::new();
                 if let (Some(((_, held), _)), Some((kept, _))) = (&worker.pending, worker.kept)
                     && (time - held.time > lost_after || time - kept > lost_after)
@@ -194,13 +199,17 @@ mod tests {
                     time - late,
                     Event::Heartbeat {
                         worker_id: (*worker).into(),
-                        cpu_pct: if hot[index] { 90.0 + rng.below(5) as f32 } else { 60.0 + rng.below(30) as f32 },
-                        memory_pct: 50.0,
+                        cpu_pct: Some(if hot[index] {
+                            90.0 + rng.below(5) as f32
+                        } else {
+                            60.0 + rng.below(30) as f32
+                        }),
+                        memory_pct: Some(50.0),
                         gpu_pct: None,
                         gpu_memory_pct: None,
-                        network_pct: 1.0,
-                        running_tasks: u32::from(running[index]),
-                        queued_tasks: if over[index] { 3 } else { rng.below(3) as u32 },
+                        network_pct: Some(1.0),
+                        running_tasks: Some(u32::from(running[index])),
+                        queued_tasks: Some(if over[index] { 3 } else { rng.below(3) as u32 }),
                     },
                 ));
             }

@@ -128,7 +128,7 @@ fn example_worker() -> WorkerMetrics {
         cpu_pct: 0.0,
         gpu_pct: Some(0.0),
         memory_pct: 0.0,
-        network_pct: 0.0,
+        network_pct: Some(0.0),
         active_tasks: 0,
         queued_tasks: 0,
         completed: 0,

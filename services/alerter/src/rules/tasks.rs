@@ -85,8 +85,10 @@ impl Tasks {
                 if let Some(task) = self.tasks.get_mut(task_id) {
                     task.worker_id = Some(worker_id.clone());
                 }
-                self.fits.push(time, f64::from(u8::from(*best_fit)));
-                self.check_fits(alarms, time);
+                if let Some(best_fit) = *best_fit {
+                    self.fits.push(time, f64::from(u8::from(best_fit)));
+                    self.check_fits(alarms, time);
+                }
             }
             Event::TaskStarted { task_id, worker_id } => {
                 let model = self.tasks.get(task_id)?.model.clone();

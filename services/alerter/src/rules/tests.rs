@@ -72,13 +72,13 @@ fn registered(worker_id: &str) -> Event {
 fn heartbeat(worker_id: &str, cpu_pct: f32, queued_tasks: u32) -> Event {
     Event::Heartbeat {
         worker_id: worker_id.into(),
-        cpu_pct,
-        memory_pct: 20.0,
+        cpu_pct: Some(cpu_pct),
+        memory_pct: Some(20.0),
         gpu_pct: None,
         gpu_memory_pct: None,
-        network_pct: 1.0,
-        running_tasks: 0,
-        queued_tasks,
+        network_pct: Some(1.0),
+        running_tasks: Some(0),
+        queued_tasks: Some(queued_tasks),
     }
 }
 

@@ -41,24 +41,30 @@ impl Workers {
             }
             Event::Heartbeat { worker_id, cpu_pct, memory_pct, gpu_pct, queued_tasks, .. } => {
                 let hardware = self.seen(alarms, worker_id, time).hardware;
+                if cpu_pct.is_none() && memory_pct.is_none() && gpu_pct.is_none() && queued_tasks.is_none() {
+                    return; // A liveness report only: no figure to judge the load by.
+                }
                 let rule = &alarms.compiled.rules.worker_overloaded;
+                let over = |value: Option<f32>, threshold: f32| value.filter(|value| *value >= threshold);
                 let mut reasons = Vec::new();
-                if *cpu_pct >= rule.cpu_pct {
-                    reasons.push(format!("{cpu_pct:.0}% CPU"));
+                if let Some(cpu) = over(*cpu_pct, rule.cpu_pct) {
+                    reasons.push(format!("{cpu:.0}% CPU"));
                 }
-                if gpu_pct.is_some_and(|gpu| gpu >= rule.gpu_pct) {
-                    reasons.push(format!("{:.0}% GPU", gpu_pct.unwrap_or_default()));
+                if let Some(gpu) = over(*gpu_pct, rule.gpu_pct) {
+                    reasons.push(format!("{gpu:.0}% GPU"));
                 }
-                if *memory_pct >= rule.memory_pct {
-                    reasons.push(format!("{memory_pct:.0}% memory"));
+                if let Some(memory) = over(*memory_pct, rule.memory_pct) {
+                    reasons.push(format!("{memory:.0}% memory"));
                 }
-                if *queued_tasks >= rule.pending_tasks {
-                    reasons.push(format!("{queued_tasks} pending tasks"));
+                if let Some(queued) = queued_tasks.filter(|queued| *queued >= rule.pending_tasks) {
+                    reasons.push(format!("{queued} pending tasks"));
                 }
-                let (value, threshold) = (f64::from(*cpu_pct), f64::from(rule.cpu_pct));
+                let cpu = cpu_pct.unwrap_or_default();
+                let (value, threshold) = (f64::from(cpu), f64::from(rule.cpu_pct));
                 if reasons.is_empty() {
+                    let queued = queued_tasks.unwrap_or_default();
                     alarms.clear(WORKER_OVERLOADED, worker_id, time, value, || {
-                        format!("worker {worker_id} is no longer overloaded ({cpu_pct:.0}% CPU, {queued_tasks} pending tasks)")
+                        format!("worker {worker_id} is no longer overloaded ({cpu:.0}% CPU, {queued} pending tasks)")
                     });
                 } else {
                     alarms.raise(WORKER_OVERLOADED, worker_id, time, value, threshold, || {

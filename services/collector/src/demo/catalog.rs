@@ -28,8 +28,8 @@ pub const MODELS: &[Model] = &[
 
 /// How much faster than a CPU this hardware runs this family; 0 means it cannot.
 pub fn speed(hardware: HardwareKind, family: ModelFamily) -> f64 {
-    use HardwareKind::*;
-    use ModelFamily::*;
+    use HardwareKind::{Cpu, Cuda, Npu, Rocm, Tpu, Webgpu, Webnn};
+    use ModelFamily::{Audio, Multimodal, Text, Vision};
     match (hardware, family) {
         (Cpu, Text) => 1.0,
         (Cpu, Vision) => 0.6,
@@ -55,7 +55,9 @@ pub fn speed(hardware: HardwareKind, family: ModelFamily) -> f64 {
         (Npu, Vision) => 2.5,
         (Npu, Audio) => 2.0,
         (Npu, Multimodal) => 0.0,
-        (Webnn | Other, _) => 1.0,
+        (Webnn | HardwareKind::Other, _) => 1.0,
+        // The demo's catalogue has no model outside the four families.
+        (_, ModelFamily::Other) => 1.0,
     }
 }
 

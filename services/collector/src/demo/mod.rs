@@ -461,7 +461,7 @@ impl Fleet {
                 Event::TaskAssigned {
                     task_id: task.id.clone(),
                     worker_id: worker.id.clone(),
-                    best_fit: speed(hardware, family) >= best_speed,
+                    best_fit: Some(speed(hardware, family) >= best_speed),
                 },
             ));
             if worker.tasks.len() < worker.slots {
@@ -491,13 +491,13 @@ impl Fleet {
                 now,
                 Event::Heartbeat {
                     worker_id: worker.id.clone(),
-                    cpu_pct: cpu.clamp(0.0, 100.0) as f32,
-                    memory_pct: (18.0 + 55.0 * load + jitter * 2.0).clamp(0.0, 100.0) as f32,
+                    cpu_pct: Some(cpu.clamp(0.0, 100.0) as f32),
+                    memory_pct: Some((18.0 + 55.0 * load + jitter * 2.0).clamp(0.0, 100.0) as f32),
                     gpu_pct: has_gpu.then(|| (88.0 * load + jitter * 3.0).clamp(0.0, 100.0) as f32),
                     gpu_memory_pct: has_gpu.then(|| (10.0 + 70.0 * load).clamp(0.0, 100.0) as f32),
-                    network_pct: (2.0 + 12.0 * load + jitter.abs() * 2.0).clamp(0.0, 100.0) as f32,
-                    running_tasks: running as u32,
-                    queued_tasks: waiting as u32,
+                    network_pct: Some((2.0 + 12.0 * load + jitter.abs() * 2.0).clamp(0.0, 100.0) as f32),
+                    running_tasks: Some(running as u32),
+                    queued_tasks: Some(waiting as u32),
                 },
             ));
         }
@@ -532,7 +532,8 @@ mod tests {
         assert!(count("task_completed") > 50, "tasks complete");
         assert!(count("task_failed") > 0, "some fail");
         assert!(count("task_retried") > 0, "failures are retried");
-        let hot = events.iter().any(|(_, event)| matches!(event, Event::Heartbeat { cpu_pct, .. } if *cpu_pct > 94.0));
+        let hot =
+            events.iter().any(|(_, event)| matches!(event, Event::Heartbeat { cpu_pct: Some(cpu), .. } if *cpu > 94.0));
         assert!(hot, "some worker runs hot within ten minutes");
     }
 

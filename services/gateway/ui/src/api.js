@@ -2,6 +2,9 @@
 // message is plain text for the page to show (the server's `error` reason when it sent
 // one).
 
+/** Model families as the API names them; `other` is a model the family table does not know. */
+export const MODEL_FAMILIES = ['text', 'vision', 'audio', 'multimodal', 'other'];
+
 export class ApiError extends Error {
   constructor(path, status, reason) {
     super(status ? `${path}: ${status} ${reason}` : `${path}: ${reason}`);

@@ -115,7 +115,7 @@ describe('a worker\'s page', () => {
       await waitFor('a figure to change live', async () => (await page.locator('#worker-cpu_pct').textContent()) !== seen);
       assert.equal(await page.evaluate(() => window.sameDocument), true);
       // The compatibility table comes from its own request, which may land after the frame.
-      await waitFor('a compatibility row for every family', async () => (await page.locator('#worker-compatibility tbody tr[data-key]').count()) === 4);
+      await waitFor('a compatibility row for every family', async () => (await page.locator('#worker-compatibility tbody tr[data-key]').count()) === 5);
       assert.ok((await page.locator('.trends figure.chart').count()) >= 4, 'performance and resource trends');
 
       const task = page.locator('#worker-running tbody tr[data-key] a').first();

@@ -6,7 +6,7 @@
 // polls, from the `system` and `tasks` WebSocket topics. Sorting of every table, the model
 // table's family filter and the trends' range are in the URL.
 
-import { getJson } from '../api.js';
+import { MODEL_FAMILIES, getJson } from '../api.js';
 import { familyHref, groupColumns, problemText, widestThroughput } from '../components/performance-groups.js';
 import { sortedTable } from '../table.js';
 import { performanceTrends } from '../components/performance-trends.js';
@@ -16,7 +16,7 @@ import { refresher } from '../refresh.js';
 import { readQuery, writeQuery } from '../url-state.js';
 
 /** Model families in the order the product names them; others seen follow, sorted. */
-const FAMILY_ORDER = ['text', 'vision', 'audio', 'multimodal'];
+const FAMILY_ORDER = MODEL_FAMILIES;
 /** Tables redraw at most this often from the WebSocket (the REST poll always redraws). */
 const TABLE_REDRAW_MS = 1000;
 

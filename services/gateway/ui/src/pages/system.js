@@ -148,7 +148,8 @@ function componentsPanel() {
             h(
               'span',
               { class: 'muted small component-since', title: `${state.health} since ${format.dateTime(state.since)}; last report ${format.dateTime(state.reported_at)}` },
-              `${state.health} for ${format.duration(Date.now() - state.since)}, reported ${format.ago(state.reported_at)}`,
+              // The collector reports the coordinator's health on every poll.
+              `${state.health} for ${format.duration(Date.now() - state.since)}, ${name === 'coordinator' ? 'last poll' : 'reported'} ${format.ago(state.reported_at)}`,
             ),
           ),
         ),

@@ -4,7 +4,7 @@
 // hardware, worker, id text and time, all in the URL with the sort; how long tasks ran
 // (a distribution over the chosen range) and the tasks that wait for others.
 
-import { apiUrl, getJson } from '../api.js';
+import { MODEL_FAMILIES, apiUrl, getJson } from '../api.js';
 import { BarChart } from '../charts.js';
 import { h, replace, setText } from '../dom.js';
 import * as format from '../format.js';
@@ -88,7 +88,7 @@ export function mount(root, app) {
   const statusSelect = h('select', { name: 'status', title: 'Live tasks from the processor, or finished ones from the archive' }, CHOICES.map((choice) => h('option', { value: choice.value }, choice.label)));
   statusSelect.value = filters.status;
   statusSelect.addEventListener('change', () => changed({ status: statusSelect.value }));
-  const familySelect = h('select', { name: 'family', title: 'Only one model family' }, h('option', { value: '' }, 'all families'), ['text', 'vision', 'audio', 'multimodal'].map((family) => h('option', { value: family }, family)));
+  const familySelect = h('select', { name: 'family', title: 'Only one model family' }, h('option', { value: '' }, 'all families'), MODEL_FAMILIES.map((family) => h('option', { value: family }, family)));
   familySelect.value = filters.family;
   familySelect.addEventListener('change', () => changed({ family: familySelect.value }));
   const modelSelect = h('select', { name: 'model', title: 'Only one model' }, h('option', { value: '' }, 'all models'));

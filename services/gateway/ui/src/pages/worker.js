@@ -4,7 +4,7 @@
 // task time) and resource trends (CPU, GPU, memory, network) over a chosen range, its
 // compatibility with each model family, and the tasks it finished lately.
 
-import { apiUrl, getJson } from '../api.js';
+import { MODEL_FAMILIES, apiUrl, getJson } from '../api.js';
 import { trendPanel } from '../components/trend-panel.js';
 import { h, replace, setText } from '../dom.js';
 import * as format from '../format.js';
@@ -223,7 +223,7 @@ export function mount(root, app, [workerId]) {
   function showCompatibility(pairs, own) {
     if (own) ownByFamily = new Map(own.map((row) => [row.key, row.success_rate]));
     const kind = worker?.capabilities?.hardware;
-    const rows = ['text', 'vision', 'audio', 'multimodal'].map((family) => {
+    const rows = MODEL_FAMILIES.map((family) => {
       const pair = (pairs ?? []).find((candidate) => candidate.hardware === kind && candidate.family === family);
       return { family, score: pair?.score ?? null, runs: pair?.runs ?? 0, own: ownByFamily.get(family) ?? null };
     });
