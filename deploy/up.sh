@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Brings up the whole system on this machine: nats-server with JetStream (store under
-# var/nats), the five services as separate processes and the demo fleet. Logs go to
-# var/log/. Ctrl-C stops everything cleanly.
+# var/nats), the five services as separate processes, each restarted when it dies
+# (deploy/supervise.sh), and the demo fleet. Logs go to var/log/. Ctrl-C stops everything
+# cleanly.
 #   deploy/up.sh BIN_DIR [WORKERS] [the monitoring guide's options]
 # Each option goes to the service that owns it (README: "The monitoring guide's options"):
 #   --host H --port P --theme light|dark --refresh S --output-dir D --browser --real-time
@@ -86,16 +87,19 @@ for _ in $(seq 100); do
 done
 
 common+=(--nats-url "$nats_url")
-"$bin/fleetwatch-collector" "${common[@]}" --demo-workers "$workers" "${collector[@]}" >var/log/collector.log 2>&1 &
-pids+=($!)
-"$bin/fleetwatch-processor" "${common[@]}" >var/log/processor.log 2>&1 &
-pids+=($!)
-"$bin/fleetwatch-alerter" "${common[@]}" "${alerter[@]}" >var/log/alerter.log 2>&1 &
-pids+=($!)
-"$bin/fleetwatch-archiver" "${common[@]}" --db-path "$db_path" >var/log/archiver.log 2>&1 &
-pids+=($!)
-"$bin/fleetwatch-gateway" "${common[@]}" "${gateway[@]}" >var/log/gateway.log 2>&1 &
-pids+=($!)
+# Each service under deploy/supervise.sh: one that dies is started again (with backoff,
+# logged to its log file), instead of stopping the system.
+service() {
+  local name="$1"
+  shift
+  deploy/supervise.sh "$name" "$bin/fleetwatch-$name" "${common[@]}" "$@" >"var/log/$name.log" 2>&1 &
+  pids+=($!)
+}
+service collector --demo-workers "$workers" "${collector[@]}"
+service processor
+service alerter "${alerter[@]}"
+service archiver --db-path "$db_path"
+service gateway "${gateway[@]}"
 
 port="${FLEETWATCH_GATEWAY__PORT:-8082}"
 for ((i = 0; i < ${#gateway[@]}; i++)); do
@@ -103,6 +107,6 @@ for ((i = 0; i < ${#gateway[@]}; i++)); do
 done
 echo "up: nats-server on $nats_url, a demo fleet of $workers workers"
 echo "up: dashboard on http://localhost:$port  (logs in var/log/, ctrl-c stops)"
-# Stop everything as soon as any process ends on its own.
-wait -n "${pids[@]}" || true
-echo "up: a process stopped; see var/log/" >&2
+# The services restart on their own; without nats-server nothing works, so its end ends all.
+wait "${pids[0]}" || true
+echo "up: nats-server stopped; see var/log/nats-server.log" >&2

@@ -13,6 +13,10 @@ pub struct HealthReport {
     pub version: String,
     pub started_at: i64,
     pub time: i64,
+    /// Times its supervisor has started it again after it died (`FLEETWATCH_RESTARTS`, set
+    /// by `just up`'s deploy/supervise.sh); absent when nothing supervises it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<u32>,
     /// Monotonic counters named `<service>_<thing>_<unit>_total`.
     pub counters: BTreeMap<String, u64>,
     /// Values that go up and down (`archiver_lag_seconds`), each with its labels.

@@ -91,6 +91,7 @@ pub fn spawn_health_reports(
 ) -> tokio::task::JoinHandle<()> {
     let instance = instance();
     let started_at = now_ms();
+    let restarts = std::env::var("FLEETWATCH_RESTARTS").ok().and_then(|count| count.parse().ok());
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(HEALTH_INTERVAL);
         loop {
@@ -105,6 +106,7 @@ pub fn spawn_health_reports(
                 version: env!("CARGO_PKG_VERSION").to_owned(),
                 started_at,
                 time: now_ms(),
+                restarts,
                 counters: registry.values(),
                 gauges: registry.gauges(),
             };

@@ -404,6 +404,7 @@ fn metrics_alerts_and_health_decode() {
             version: "0.1.0".into(),
             started_at: TIME,
             time: TIME + 2000,
+            restarts: None,
             counters: [("collector_events_published_total".to_owned(), 4096)].into(),
             gauges: Vec::new(),
         },
@@ -416,6 +417,7 @@ fn metrics_alerts_and_health_decode() {
             version: "0.1.0".into(),
             started_at: TIME,
             time: TIME + 2000,
+            restarts: None,
             counters: [("archiver_messages_archived_total".to_owned(), 81_920)].into(),
             gauges: vec![Gauge {
                 name: "archiver_lag_seconds".into(),

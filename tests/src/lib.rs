@@ -129,6 +129,8 @@ pub struct ServiceProcess {
     pub name: &'static str,
     child: Option<Child>,
     pub log: PathBuf,
+    /// Run under deploy/supervise.sh: `child` is the supervisor, the service its child.
+    supervised: bool,
 }
 
 impl ServiceProcess {
@@ -138,6 +140,16 @@ impl ServiceProcess {
 
     /// As [`start`](Self::start), with these environment variables set for it.
     pub fn start_with_env(name: &'static str, nats: &NatsServer, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(name, nats, args, env, false)
+    }
+
+    /// As [`start`](Self::start), under `just up`'s supervisor (deploy/supervise.sh), which
+    /// starts it again when it dies.
+    pub fn start_supervised(name: &'static str, nats: &NatsServer, args: &[&str]) -> Self {
+        Self::spawn(name, nats, args, &[], true)
+    }
+
+    fn spawn(name: &'static str, nats: &NatsServer, args: &[&str], env: &[(&str, &str)], supervised: bool) -> Self {
         let binary = bin_dir().join(format!("fleetwatch-{name}"));
         assert!(
             binary.exists(),
@@ -146,7 +158,15 @@ impl ServiceProcess {
         );
         let log = nats.dir.path().join(format!("{name}-{}.log", unique()));
         let file = std::fs::File::create(&log).expect("log file");
-        let mut command = Command::new(&binary);
+        let mut command = match supervised {
+            false => Command::new(&binary),
+            true => {
+                let supervisor = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/supervise.sh");
+                let mut command = Command::new("bash");
+                command.arg(supervisor).arg(name).arg(&binary);
+                command
+            }
+        };
         // Many servers run side by side on a CI disk: reserve what a test needs, not the
         // production caps (`Stream::apply` would halve those until they fit). A benchmark that
         // wants the real caps sets these variables itself.
@@ -167,7 +187,23 @@ impl ServiceProcess {
             .stderr(file)
             .spawn()
             .unwrap_or_else(|err| panic!("cannot start {}: {err}", binary.display()));
-        Self { name, child: Some(child), log }
+        Self { name, child: Some(child), log, supervised }
+    }
+
+    /// The service's own process id: the supervisor's child when supervised.
+    pub fn service_pid(&self) -> Option<u32> {
+        let pid = self.pid()?;
+        if !self.supervised {
+            return Some(pid);
+        }
+        // Not the `sleep` it waits in between restarts.
+        let binary = format!("fleetwatch-{}", self.name);
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+        children.split_whitespace().filter_map(|child| child.parse().ok()).find(|child: &u32| {
+            let command = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+            let program = command.split(|byte| *byte == 0).next().unwrap_or_default();
+            program.ends_with(binary.as_bytes())
+        })
     }
 
     /// SIGTERM, then waits for a clean exit; returns whether it exited successfully.
@@ -205,11 +241,16 @@ impl ServiceProcess {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Kills it at once, as a crash would.
+    /// Kills it at once, as a crash would (supervised: the supervisor first, so that it
+    /// starts nothing again).
     pub fn kill(&mut self) {
+        let service = self.supervised.then(|| self.service_pid()).flatten();
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Some(pid) = service {
+            kill_pid(pid);
         }
     }
 
@@ -225,6 +266,23 @@ impl Drop for ServiceProcess {
         }
         self.kill();
     }
+}
+
+/// `task_started` events for the ingest, with ids `e<from>` to `e<to - 1>`, a minute old: a batch
+/// whose every event the archive must hold once.
+pub fn task_starts(from: usize, to: usize) -> serde_json::Value {
+    let base = shared::now_ms() - 60_000;
+    serde_json::json!(
+        (from..to)
+            .map(|n| serde_json::json!({"id": format!("e{n}"), "type": "task_started", "task_id": format!("t{n}"),
+                                        "worker_id": "cpu-001", "time": base + n as i64}))
+            .collect::<Vec<_>>()
+    )
+}
+
+/// SIGKILL to one process, as a crash or the OOM killer would.
+pub fn kill_pid(pid: u32) {
+    let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
 }
 
 /// A free TCP port on loopback (bound, then released for the service to take).

@@ -265,6 +265,7 @@ async fn health_reports_become_service_report_events() {
         version: "0.1.0".into(),
         started_at: 1_000,
         time,
+        restarts: None,
         counters: [("archiver_messages_skipped_total".to_owned(), 3), ("archiver_commits_total".to_owned(), 50)].into(),
         gauges: [2.5, 9.0]
             .map(|value| shared::health::Gauge {

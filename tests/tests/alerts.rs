@@ -156,6 +156,7 @@ async fn report(client: &async_nats::Client, service: &str, dead_letters: u64, l
         version: "test".into(),
         started_at: 1,
         time: now_ms(),
+        restarts: None,
         counters: [(format!("{service}_deadletters_total"), dead_letters)].into(),
         gauges: lag_seconds
             .map(|value| Gauge { name: "archiver_lag_seconds".into(), labels: BTreeMap::new(), value })

@@ -1,22 +1,9 @@
 //! The archiver seen from outside: one active at a time, the others waiting to take over.
 
-use fleetwatch_tests::{NatsServer, ServiceProcess, health_reports, ingest, wait_for, wait_for_counter};
-use serde_json::{Value, json};
-use shared::now_ms;
+use fleetwatch_tests::{NatsServer, ServiceProcess, health_reports, ingest, task_starts, wait_for, wait_for_counter};
 
 fn gauge(report: &shared::health::HealthReport, name: &str) -> Option<f64> {
     report.gauges.iter().find(|gauge| gauge.name == name).map(|gauge| gauge.value)
-}
-
-/// Task events with ids `e<from>` to `e<to - 1>`.
-fn events(from: usize, to: usize) -> Value {
-    let base = now_ms() - 60_000;
-    json!(
-        (from..to)
-            .map(|n| json!({"id": format!("e{n}"), "type": "task_started", "task_id": format!("t{n}"),
-                        "worker_id": "cpu-001", "time": base + n as i64}))
-            .collect::<Vec<_>>()
-    )
 }
 
 #[tokio::test]
@@ -38,12 +25,12 @@ async fn a_second_archiver_waits_and_takes_over_when_the_first_dies() {
     assert_eq!(active.iter().filter(|active| **active == Some(1.0)).count(), 1, "one active: {active:?}");
     assert!(second.log_text().contains("waiting for its lease"), "{}", second.log_text());
 
-    assert_eq!(ingest(&client, &events(0, 500)).await["accepted"], 500);
+    assert_eq!(ingest(&client, &task_starts(0, 500)).await["accepted"], 500);
     wait_for_counter(&client, "archiver", "archiver_messages_archived_total", 500).await;
     first.kill();
-    assert_eq!(ingest(&client, &events(500, 1000)).await["accepted"], 500);
+    assert_eq!(ingest(&client, &task_starts(500, 1000)).await["accepted"], 500);
     // A resend of events the first archived is dropped by JetStream, not archived twice.
-    assert_eq!(ingest(&client, &events(400, 500)).await["accepted"], 100);
+    assert_eq!(ingest(&client, &task_starts(400, 500)).await["accepted"], 100);
     wait_for("the second archiver to take over", || async {
         second.log_text().contains("archive open; archiving").then_some(())
     })
@@ -72,13 +59,13 @@ async fn messages_pulled_but_never_committed_are_archived_by_the_next_archiver()
     let args = ["--db-path", db.to_str().expect("utf-8 path"), "--lease-ttl-secs", "2"];
     let _collector = ServiceProcess::start("collector", &nats, &["--demo-workers", "0", "--http-port", "0"]);
     let client = nats.client().await;
-    assert_eq!(ingest(&client, &events(0, 100)).await["accepted"], 100);
+    assert_eq!(ingest(&client, &task_starts(0, 100)).await["accepted"], 100);
     let mut archiver = ServiceProcess::start("archiver", &nats, &args);
     fleetwatch_tests::wait_for_archived(&client, "FLEET_EVENTS").await;
     assert!(archiver.stop(), "stops cleanly:\n{}", archiver.log_text());
 
     // What a holder that crashed mid-batch leaves behind: the next 100 pulled, never acked.
-    assert_eq!(ingest(&client, &events(100, 200)).await["accepted"], 100);
+    assert_eq!(ingest(&client, &task_starts(100, 200)).await["accepted"], 100);
     let js = async_nats::jetstream::new(client.clone());
     let consumer: async_nats::jetstream::consumer::PullConsumer =
         js.get_consumer_from_stream("archiver", "FLEET_EVENTS").await.expect("the archiver's consumer");
@@ -91,7 +78,7 @@ async fn messages_pulled_but_never_committed_are_archived_by_the_next_archiver()
     assert_eq!(held, 100, "the crashed holder's batch");
 
     let mut archiver = ServiceProcess::start("archiver", &nats, &args);
-    assert_eq!(ingest(&client, &events(200, 300)).await["accepted"], 100);
+    assert_eq!(ingest(&client, &task_starts(200, 300)).await["accepted"], 100);
     fleetwatch_tests::wait_for_archived(&client, "FLEET_EVENTS").await;
     assert!(archiver.stop(), "stops cleanly:\n{}", archiver.log_text());
     let connection = duckdb::Connection::open(&db).expect("open the archive");

@@ -121,6 +121,7 @@ mod tests {
             version: "0.1.0".into(),
             started_at: 5,
             time: 9,
+            restarts: None,
             counters: counters.iter().map(|(name, value)| ((*name).to_owned(), *value)).collect(),
             gauges: gauges
                 .iter()

@@ -28,6 +28,11 @@ async function openSystem(path = '/system') {
 
 const text = (page, selector) => page.locator(selector).first().textContent();
 /** The text of one cell of the services table, by the row's key and the column's index. */
+// Columns: service, instance, state, last report, uptime, restarts, version, in, out, rate,
+// dead, gauges.
+const RESTARTS = 5;
+const IN = 7;
+const GAUGES = 11;
 const cell = (page, service, index) => page.locator(`#services tbody tr[data-key^="${service}/"] td`).nth(index).textContent();
 
 describe('the system page', () => {
@@ -46,8 +51,9 @@ describe('the system page', () => {
         await waitFor(`${report.service} in the table`, async () => (await row.count()) === 1);
         await waitFor(`${report.service} up`, async () => (await row.locator('.state-badge').textContent()) === 'up');
       }
-      await waitFor('the processor\'s events folded', async () => /^\d[\d,]*$/.test(await cell(page, 'processor', 6)));
-      assert.match(await cell(page, 'archiver', 10), /active/, 'the archiver says it is the active one');
+      await waitFor('the processor\'s events folded', async () => /^\d[\d,]*$/.test(await cell(page, 'processor', IN)));
+      assert.equal(await cell(page, 'processor', RESTARTS), '—', 'no supervisor here: no restart count');
+      assert.match(await cell(page, 'archiver', GAUGES), /active/, 'the archiver says it is the active one');
       await waitFor('the summary', async () => /^\d+ of \d+ instances up$/.test(await text(page, '#services-summary')));
 
       await waitFor('the coordinator', async () => (await page.locator('#components li[data-component="coordinator"] .state-badge').count()) === 1);
@@ -87,10 +93,10 @@ describe('the system page', () => {
         window.sameDocument = true;
       });
       const first = await waitFor('the processor\'s events folded', async () => {
-        const value = await cell(page, 'processor', 6);
+        const value = await cell(page, 'processor', IN);
         return /^\d[\d,]*$/.test(value) ? value : undefined;
       });
-      await waitFor('more events folded', async () => (await cell(page, 'processor', 6)) !== first);
+      await waitFor('more events folded', async () => (await cell(page, 'processor', IN)) !== first);
       const figures = await waitFor('the figures\' time', async () => {
         const value = await text(page, '#system-updated');
         return value.startsWith('figures of ') ? value : undefined;
@@ -156,7 +162,7 @@ describe('the system page', () => {
       assert.equal(download.suggestedFilename(), 'services.csv');
       const csv = await readFile(await download.path(), 'utf8');
       const [header, ...lines] = csv.trim().split(/\r\n/);
-      assert.match(header, /^service,instance,state,age_ms,uptime,version,in,out,rate,dead,gauges,details$/);
+      assert.match(header, /^service,instance,state,age_ms,uptime,restarts,version,in,out,rate,dead,gauges,details$/);
       assert.ok(lines.some((line) => line.startsWith('processor,')), 'the processor is a row');
       assert.ok(lines.some((line) => /^archiver,.*archiver_messages_archived_total=\d+/.test(line)), 'the archiver\'s counters are in it');
       assert.deepEqual(problems, []);

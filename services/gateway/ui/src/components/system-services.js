@@ -151,6 +151,13 @@ export function servicesPanel() {
         value: (row) => h('span', { title: `started ${format.dateTime(row.started_at)}` }, format.duration(row.time - row.started_at)),
         csv: (row) => row.time - row.started_at,
       },
+      {
+        key: 'restarts',
+        label: 'Restarts',
+        title: 'Times its supervisor (just up) started it again after it died; a dash when nothing supervises it',
+        num: true,
+        value: (row) => (row.restarts === undefined || row.restarts === null ? '—' : String(row.restarts)),
+      },
       { key: 'version', label: 'Version', title: 'The build it runs' },
       {
         key: 'in',
