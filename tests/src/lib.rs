@@ -214,8 +214,8 @@ impl ServiceProcess {
 
     /// Sends SIGTERM, as a supervisor's stop does.
     pub fn signal_term(&self) {
-        if let Some(child) = &self.child {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        if let Some(pid) = self.pid() {
+            signal(pid, "-TERM");
         }
     }
 
@@ -282,7 +282,11 @@ pub fn task_starts(from: usize, to: usize) -> serde_json::Value {
 
 /// SIGKILL to one process, as a crash or the OOM killer would.
 pub fn kill_pid(pid: u32) {
-    let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+    signal(pid, "-KILL");
+}
+
+fn signal(pid: u32, signal: &str) {
+    let _ = Command::new("kill").arg(signal).arg(pid.to_string()).status();
 }
 
 /// A free TCP port on loopback (bound, then released for the service to take).

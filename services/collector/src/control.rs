@@ -95,7 +95,7 @@ impl Control {
     async fn refuse(&self, message: &async_nats::Message, reason: String) -> Vec<u8> {
         self.dead.inc();
         debug!(reason = %reason, "control request refused");
-        crate::ingest::dead_letter(&self.context, &reason, message).await;
+        crate::ingest::dead_letter(&self.context, &reason, &message.subject, message.payload.clone()).await;
         json(&ControlReply::Refused { reason })
     }
 }

@@ -149,7 +149,7 @@ pub async fn run(
                 dead.inc();
                 debug!(subject = %message.subject, reason = %rejection.reason, "ingest message dead-lettered");
                 let reason = format!("event {}: {}", rejection.index, rejection.reason);
-                dead_letter(&context, &reason, message).await;
+                dead_letter(&context, &reason, &message.subject, message.payload.clone()).await;
             }
             outcomes.push(Outcome { accepted: accepted.len(), rejected });
             envelopes.extend(accepted);
@@ -175,18 +175,11 @@ pub async fn run(
     Ok(())
 }
 
-/// Dead-letters `message` as it came, with `reason`. A dead letter that cannot be stored is
-/// logged: the refusal is still counted, and a requester is still told the reason.
-pub(crate) async fn dead_letter(context: &Context, reason: &str, message: &async_nats::Message) {
-    let stored = nats::dead_letter(
-        &context.jetstream,
-        &context.subjects,
-        "collector",
-        reason,
-        &message.subject,
-        message.payload.clone(),
-    )
-    .await;
+/// Dead-letters `payload` as it came from `subject` (where it came from, for the header),
+/// with `reason`. A dead letter that cannot be stored is logged: the refusal is still
+/// counted, and a requester is still told the reason.
+pub(crate) async fn dead_letter(context: &Context, reason: &str, subject: &str, payload: bytes::Bytes) {
+    let stored = nats::dead_letter(&context.jetstream, &context.subjects, "collector", reason, subject, payload).await;
     if let Err(err) = stored {
         warn!(error = format!("{err:#}"), reason = %reason, "dead letter not stored");
     }

@@ -358,9 +358,8 @@ impl FleetState {
                     worker.rejoin(time, &mut self.faults);
                     worker.last_seen = time;
                     // A figure the heartbeat leaves out keeps its last known value.
-                    let keep = |slot: &mut f32, given: &Option<f32>| *slot = given.unwrap_or(*slot);
-                    keep(&mut worker.cpu_pct, cpu_pct);
-                    keep(&mut worker.memory_pct, memory_pct);
+                    worker.cpu_pct = cpu_pct.unwrap_or(worker.cpu_pct);
+                    worker.memory_pct = memory_pct.unwrap_or(worker.memory_pct);
                     worker.gpu_pct = gpu_pct.or(worker.gpu_pct);
                     worker.network_pct = network_pct.or(worker.network_pct);
                     worker.running_tasks = running_tasks.unwrap_or(worker.running_tasks);

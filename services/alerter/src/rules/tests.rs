@@ -119,6 +119,27 @@ fn overloaded_fires_after_for_with_the_seeds_summary_and_resolves() {
 }
 
 #[test]
+fn a_heartbeat_that_leaves_figures_out_judges_the_load_by_their_last_values() {
+    let mut run = Run::new(quick());
+    run.at(0, registered("w3")).at(1_000, heartbeat("w3", 95.0, 0));
+    let liveness = |worker_id: &str| Event::Heartbeat {
+        worker_id: worker_id.into(),
+        cpu_pct: None,
+        memory_pct: Some(20.0),
+        gpu_pct: None,
+        gpu_memory_pct: None,
+        network_pct: None,
+        running_tasks: Some(1),
+        queued_tasks: None,
+    };
+    run.at(31_000, liveness("w3"));
+    let fired = run.last("worker_overloaded").expect("still hot: its CPU was last 95%");
+    assert_eq!(fired.summary, "Worker w3 is overloaded (95% CPU)");
+    run.at(32_000, heartbeat("w3", 40.0, 0));
+    assert_eq!(run.state_of("worker_overloaded"), Some(AlertState::Resolved));
+}
+
+#[test]
 fn lost_fires_from_the_watermark_and_resolves_on_a_heartbeat() {
     let mut run = Run::new(quick());
     run.at(0, registered("w1")).at(0, registered("w2"));

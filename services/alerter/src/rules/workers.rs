@@ -27,6 +27,18 @@ struct Worker {
     recent_failures: f64,
     usual_failures: f64,
     finished: u32,
+    /// The last known load figures: a heartbeat may leave any out, and then it keeps its
+    /// last value, as in the fleet state.
+    #[serde(default)]
+    load: Load,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+struct Load {
+    cpu_pct: Option<f32>,
+    memory_pct: Option<f32>,
+    gpu_pct: Option<f32>,
+    queued_tasks: Option<u32>,
 }
 
 impl Workers {
@@ -40,10 +52,19 @@ impl Workers {
                 self.seen(alarms, worker_id, time).hardware = Some(capabilities.hardware);
             }
             Event::Heartbeat { worker_id, cpu_pct, memory_pct, gpu_pct, queued_tasks, .. } => {
-                let hardware = self.seen(alarms, worker_id, time).hardware;
-                if cpu_pct.is_none() && memory_pct.is_none() && gpu_pct.is_none() && queued_tasks.is_none() {
-                    return; // A liveness report only: no figure to judge the load by.
+                let worker = self.seen(alarms, worker_id, time);
+                let known = worker.load;
+                worker.load = Load {
+                    cpu_pct: cpu_pct.or(known.cpu_pct),
+                    memory_pct: memory_pct.or(known.memory_pct),
+                    gpu_pct: gpu_pct.or(known.gpu_pct),
+                    queued_tasks: queued_tasks.or(known.queued_tasks),
+                };
+                let (hardware, load) = (worker.hardware, worker.load);
+                if load == Load::default() {
+                    return; // Liveness only, and no figure known yet to judge the load by.
                 }
+                let Load { cpu_pct, memory_pct, gpu_pct, queued_tasks } = &load;
                 let rule = &alarms.compiled.rules.worker_overloaded;
                 let over = |value: Option<f32>, threshold: f32| value.filter(|value| *value >= threshold);
                 let mut reasons = Vec::new();

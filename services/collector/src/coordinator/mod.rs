@@ -22,6 +22,7 @@ mod wire;
 use crate::publisher::{Outgoing, Publisher};
 use diff::Seen;
 use futures::StreamExt;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use shared::Envelope;
 use shared::event::{ComponentHealth, Event};
@@ -108,7 +109,7 @@ struct Poller {
     config: CoordinatorConfig,
     clock: Clock,
     /// The `limit` that last sufficed, per status.
-    limits: BTreeMap<&'static str, usize>,
+    limits: BTreeMap<TaskStatus, usize>,
 }
 
 impl Poller {
@@ -130,11 +131,11 @@ impl Poller {
     /// Every task of one status: the list is asked again with twice the limit while it
     /// comes back full.
     async fn tasks(&mut self, status: TaskStatus) -> anyhow::Result<Vec<Box<serde_json::value::RawValue>>> {
-        let mut limit = self.limits.get(status.as_str()).copied().unwrap_or(self.config.page_size.max(1));
+        let mut limit = self.limits.get(&status).copied().unwrap_or(self.config.page_size.max(1));
         loop {
             let list: TaskList = self.get(&format!("/api/tasks?status={}&limit={limit}", status.as_str())).await?;
             if list.tasks.len() < limit {
-                self.limits.insert(status.as_str(), limit);
+                self.limits.insert(status, limit);
                 return Ok(list.tasks);
             }
             limit *= 2;
@@ -156,7 +157,8 @@ impl Poller {
     async fn details(&self, ids: Vec<String>) -> HashMap<String, TaskDetail> {
         futures::stream::iter(ids)
             .map(|id| async move {
-                let path = format!("/api/tasks/{}", urlencoding(&id));
+                // Ids are free text on the coordinator's side.
+                let path = format!("/api/tasks/{}", utf8_percent_encode(&id, NON_ALPHANUMERIC));
                 match self.get::<TaskDetail>(&path).await {
                     Ok(detail) => Some((id, detail)),
                     Err(err) => {
@@ -170,16 +172,6 @@ impl Poller {
             .collect()
             .await
     }
-}
-
-/// Path-segment encoding for a task id (ids are free text on the coordinator's side).
-fn urlencoding(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
 }
 
 /// The events of one change, if every one is valid; else why not.
@@ -244,9 +236,7 @@ async fn fold(
     let wanted: Vec<String> =
         tasks.values().filter(|(_, task)| seen.needs_detail(task)).map(|(_, task)| task.task_id.clone()).collect();
     let mut details = poller.details(wanted).await;
-    let mut listed = BTreeSet::new();
     for (id, (raw, task)) in &tasks {
-        listed.insert(id.clone());
         let detail = details.remove(id);
         if detail.is_none() && !seen.tasks.contains_key(id) {
             continue; // Its model is not known yet: the next poll asks again.
@@ -261,7 +251,7 @@ async fn fold(
             Err(reason) => odd.push(Odd { path: "/api/tasks", item: raw.get().into(), reason }),
         }
     }
-    seen.tasks.retain(|id, _| listed.contains(id));
+    seen.tasks.retain(|id, _| tasks.contains_key(id));
     events
 }
 
@@ -276,16 +266,13 @@ fn reachable(status: &wire::Status, workers: usize, tasks: usize, now: i64) -> E
         text(&status.version),
         text(&status.uptime)
     );
-    Envelope::with_id(
-        format!("coord-status-{now}"),
-        now,
-        "coordinator",
-        component_status(ComponentHealth::Healthy, message),
-    )
+    component_status(ComponentHealth::Healthy, message, now)
 }
 
-fn component_status(health: ComponentHealth, message: String) -> Event {
-    Event::ComponentStatus { component: "coordinator".into(), health, message }
+/// The coordinator's health as of this poll: one per poll, so its id is the poll's time.
+fn component_status(health: ComponentHealth, message: String, now: i64) -> Envelope<Event> {
+    let event = Event::ComponentStatus { component: "coordinator".into(), health, message };
+    Envelope::with_id(format!("coord-status-{now}"), now, "coordinator", event)
 }
 
 pub async fn run(
@@ -347,8 +334,7 @@ pub async fn run(
                 failures.inc();
                 let error = format!("{err:#}");
                 warn!(url = %poller.base, error = %error, "coordinator poll failed");
-                let down = component_status(ComponentHealth::Down, format!("the coordinator does not answer: {error}"));
-                vec![Envelope::with_id(format!("coord-status-{now}"), now, "coordinator", down)]
+                vec![component_status(ComponentHealth::Down, format!("the coordinator does not answer: {error}"), now)]
             }
         };
         if let Err(err) = publisher.publish(events.into_iter().map(Outgoing::given).collect()).await {
@@ -362,11 +348,5 @@ async fn dead_letter(context: &Context, counter: &Counter, odd: &Odd) {
     counter.inc();
     warn!(reason = %odd.reason, path = odd.path, "odd coordinator item dead-lettered");
     let subject = format!("coordinator GET {}", odd.path);
-    let payload = odd.item.clone().into_bytes().into();
-    if let Err(err) =
-        shared::nats::dead_letter(&context.jetstream, &context.subjects, "collector", &odd.reason, &subject, payload)
-            .await
-    {
-        warn!(error = format!("{err:#}"), "dead letter not stored");
-    }
+    crate::ingest::dead_letter(context, &odd.reason, &subject, odd.item.clone().into()).await;
 }

@@ -221,7 +221,7 @@ impl Clock {
         };
         let (hours, minutes) = offset[1..].split_once(':').ok_or_else(bad)?;
         let (hours, minutes): (i64, i64) = (hours.parse().map_err(|_| bad())?, minutes.parse().map_err(|_| bad())?);
-        if hours > 14 || minutes > 59 || hours.to_string().len() > 2 {
+        if hours > 14 || minutes > 59 {
             return Err(bad());
         }
         Ok(Self { offset_minutes: sign * (hours * 60 + minutes) })
