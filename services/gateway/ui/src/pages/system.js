@@ -147,9 +147,9 @@ function componentsPanel() {
             h('span', { class: 'component-message', title: 'What it said last' }, String(state.message ?? '')),
             h(
               'span',
-              { class: 'muted small component-since', title: `${state.health} since ${format.dateTime(state.since)}; last report ${format.dateTime(state.reported_at)}` },
-              // The collector reports the coordinator's health on every poll.
-              `${state.health} for ${format.duration(Date.now() - state.since)}, ${name === 'coordinator' ? 'last poll' : 'reported'} ${format.ago(state.reported_at)}`,
+              // A coordinator the collector polls is reported on every poll: its last report is the last poll.
+              { class: 'muted small component-since', title: `${state.health} since ${format.dateTime(state.since)}; last report ${format.dateTime(state.reported_at)} (for a polled coordinator, its last poll)` },
+              `${state.health} for ${format.duration(Date.now() - state.since)}, reported ${format.ago(state.reported_at)}`,
             ),
           ),
         ),
