@@ -15,6 +15,19 @@ use std::path::PathBuf;
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "fleetwatch.toml";
 
+/// A password, token or key from the config or the environment: never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+/// How a service proves itself to nats-server (at most one way) and checks the server:
+/// `[nats]`'s credential keys. schemas/permissions.md gives each service's permissions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NatsConfig {
@@ -24,8 +37,23 @@ pub struct NatsConfig {
     pub prefix: String,
     /// How long to keep trying the first connection, seconds. Default 30.
     pub connect_timeout_secs: u64,
-    /// A NATS credentials file, if the server wants one. Default none.
+    /// A NATS credentials file (JWT and nkey seed, from `nsc`). Default none.
     pub credentials: Option<PathBuf>,
+    /// User name, with `password`. Default none.
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    /// A token the server's `authorization { token }` wants. Default none.
+    pub token: Option<Secret>,
+    /// An nkey seed (`SU...`), whose public key the server lists. Default none.
+    pub nkey_seed: Option<Secret>,
+    /// Insist on TLS even when the URL says `nats://`. `tls://` URLs, and servers that
+    /// require it, use TLS anyway. Default false.
+    pub tls_required: bool,
+    /// PEM file of the CA that signed the server's certificate, when not a public one.
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate and key (PEM), for servers that verify clients.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// How long FLEET_EVENTS keeps events, hours. Default 168 (7 days).
     pub events_max_age_hours: u64,
     /// Size cap of FLEET_EVENTS, MiB of messages as stored before compression; the oldest
@@ -44,6 +72,14 @@ impl Default for NatsConfig {
             prefix: crate::subjects::DEFAULT_PREFIX.into(),
             connect_timeout_secs: 30,
             credentials: None,
+            user: None,
+            password: None,
+            token: None,
+            nkey_seed: None,
+            tls_required: false,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
             events_max_age_hours: 7 * 24,
             events_max_mib: 24 * 1024,
             metrics_max_age_hours: 6,

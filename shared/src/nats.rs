@@ -31,9 +31,7 @@ pub async fn connect(config: &NatsConfig, service: &str) -> anyhow::Result<async
                     other => info!(event = %other, "nats event"),
                 }
             });
-        if let Some(path) = &config.credentials {
-            options = options.credentials_file(path).await.context("reading the nats credentials file")?;
-        }
+        options = authenticate(options, config).await?;
         match options.connect(config.url.as_str()).await {
             Ok(client) => return Ok(client),
             Err(err) if tokio::time::Instant::now() + delay < deadline => {
@@ -44,6 +42,49 @@ pub async fn connect(config: &NatsConfig, service: &str) -> anyhow::Result<async
             Err(err) => return Err(err).with_context(|| format!("connecting to nats at {}", config.url)),
         }
     }
+}
+
+/// Adds the configured credentials and TLS settings; more than one way to sign in is a
+/// configuration error, not a guess.
+async fn authenticate(
+    mut options: async_nats::ConnectOptions,
+    config: &NatsConfig,
+) -> anyhow::Result<async_nats::ConnectOptions> {
+    let ways =
+        [config.credentials.is_some(), config.user.is_some(), config.token.is_some(), config.nkey_seed.is_some()];
+    anyhow::ensure!(
+        ways.iter().filter(|given| **given).count() <= 1,
+        "nats: give one of credentials, user/password, token or nkey_seed"
+    );
+    if let Some(path) = &config.credentials {
+        options = options
+            .credentials_file(path)
+            .await
+            .with_context(|| format!("reading the nats credentials file {}", path.display()))?;
+    }
+    if let Some(user) = &config.user {
+        let password = config.password.as_ref().context("nats.user needs nats.password")?;
+        options = options.user_and_password(user.clone(), password.0.clone());
+    }
+    if let Some(token) = &config.token {
+        options = options.token(token.0.clone());
+    }
+    if let Some(seed) = &config.nkey_seed {
+        options = options.nkey(seed.0.clone());
+    }
+    if config.tls_required {
+        options = options.require_tls(true);
+    }
+    if let Some(ca) = &config.tls_ca {
+        anyhow::ensure!(ca.is_file(), "nats.tls_ca {} is not a file", ca.display());
+        options = options.add_root_certificates(ca.clone());
+    }
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => options = options.add_client_certificate(cert.clone(), key.clone()),
+        (None, None) => {}
+        _ => anyhow::bail!("nats.tls_cert and nats.tls_key go together"),
+    }
+    Ok(options)
 }
 
 /// Publishes `value` to JetStream with `id` as `Nats-Msg-Id`, so a resend is dropped as a

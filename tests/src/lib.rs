@@ -33,15 +33,37 @@ pub struct NatsServer {
     child: Child,
     pub url: String,
     pub dir: tempfile::TempDir,
+    /// With users (`start_with_users`): services connect as their own, the test as `admin`.
+    users: bool,
 }
 
-fn spawn_nats(dir: &Path, port: &str) -> (String, Child) {
+/// The password every user of `start_with_users` has: `pw-<user>`.
+pub fn nats_password(user: &str) -> String {
+    format!("pw-{user}")
+}
+
+/// The users of deploy/nats/auth.conf.
+pub const NATS_USERS: [&str; 7] = ["collector", "processor", "alerter", "archiver", "gateway", "agent", "admin"];
+
+fn spawn_nats(dir: &Path, port: &str, users: bool) -> (String, Child) {
     let binary = std::env::var("NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
-    let child = Command::new(&binary)
+    let mut command = Command::new(&binary);
+    if users {
+        let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats/auth.conf");
+        std::fs::copy(&conf, dir.join("auth.conf")).expect("copy deploy/nats/auth.conf");
+        std::fs::write(dir.join("server.conf"), "include ./auth.conf\n").expect("server.conf");
+        command.arg("-c").arg(dir.join("server.conf"));
+        for user in NATS_USERS {
+            command.env(format!("FLEETWATCH_{}_PASSWORD", user.to_uppercase()), nats_password(user));
+        }
+    }
+    let child = command
         .args(["-js", "-a", "127.0.0.1", "-p", port, "--ports_file_dir"])
         .arg(dir)
         .arg("-sd")
         .arg(dir.join("store"))
+        .arg("--log")
+        .arg(dir.join("nats-server.log"))
         // As `deploy/up.sh` runs it, so benchmarks measure the same server.
         .env("GOMEMLIMIT", "768MiB")
         .stdout(Stdio::null())
@@ -55,8 +77,18 @@ fn spawn_nats(dir: &Path, port: &str) -> (String, Child) {
 
 impl NatsServer {
     pub fn start() -> Self {
+        Self::spawn(false)
+    }
+
+    /// With deploy/nats/auth.conf's users and permissions: each service started against it
+    /// connects as its own user.
+    pub fn start_with_users() -> Self {
+        Self::spawn(true)
+    }
+
+    fn spawn(users: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (binary, child) = spawn_nats(dir.path(), "-1");
+        let (binary, child) = spawn_nats(dir.path(), "-1", users);
         let ports_file = dir.path().join(format!(
             "{}_{}.ports",
             Path::new(&binary).file_name().and_then(|n| n.to_str()).unwrap_or("nats-server"),
@@ -74,7 +106,20 @@ impl NatsServer {
             assert!(Instant::now() < deadline, "nats-server wrote no ports file at {}", ports_file.display());
             std::thread::sleep(Duration::from_millis(20));
         };
-        Self { child, url, dir }
+        Self { child, url, dir, users }
+    }
+
+    /// What the server has logged so far (permission violations among it).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nats-server.log")).unwrap_or_default()
+    }
+
+    /// A client connected as `user` (of `start_with_users`).
+    pub async fn client_as(&self, user: &str) -> async_nats::Client {
+        async_nats::ConnectOptions::with_user_and_password(user.into(), nats_password(user))
+            .connect(&self.url)
+            .await
+            .unwrap_or_else(|err| panic!("connect to the test nats-server as {user}: {err}"))
     }
 
     /// Kills the server and starts it again on the same port with the same store, as a
@@ -82,7 +127,7 @@ impl NatsServer {
     pub fn restart(&mut self) {
         self.kill();
         let port = self.url.rsplit(':').next().expect("port in url").to_owned();
-        let (_, child) = spawn_nats(self.dir.path(), &port);
+        let (_, child) = spawn_nats(self.dir.path(), &port, self.users);
         self.child = child;
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err() {
@@ -102,6 +147,9 @@ impl NatsServer {
     }
 
     pub async fn client(&self) -> async_nats::Client {
+        if self.users {
+            return self.client_as("admin").await;
+        }
         async_nats::connect(&self.url).await.expect("connect to the test nats-server")
     }
 }
@@ -174,6 +222,9 @@ impl ServiceProcess {
             if std::env::var_os(key).is_none() {
                 command.env(key, mib);
             }
+        }
+        if nats.users {
+            command.env("FLEETWATCH_NATS__USER", name).env("FLEETWATCH_NATS__PASSWORD", nats_password(name));
         }
         command.envs(env.iter().copied());
         let child = command
