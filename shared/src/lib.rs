@@ -6,6 +6,7 @@
 //! starts, connects and stops) is [`config`], [`nats`], [`snapshot`], [`telemetry`] and
 //! [`service`]. Services never link each other; they share only this crate.
 
+pub mod access;
 pub mod alert;
 pub mod codec;
 pub mod config;

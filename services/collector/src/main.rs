@@ -37,6 +37,9 @@ struct Cli {
     /// The host agent's worker id [default: the host name]
     #[arg(long)]
     host_worker_id: Option<String>,
+    /// Serve the HTTP ingest with no token on an address other hosts can reach
+    #[arg(long)]
+    insecure: bool,
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         .set("collector.demo.tick_ms", cli.demo_tick_ms)
         .set("collector.http.host", cli.http_host)
         .set("collector.http.port", cli.http_port)
+        .set("collector.http.insecure", cli.insecure.then_some(true))
         .set("collector.coordinator.url", cli.coordinator)
         .set("collector.coordinator.poll_ms", cli.coordinator_poll_ms)
         .set("collector.host_agent.enabled", cli.host_agent.then_some(true))
