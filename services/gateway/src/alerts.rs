@@ -13,16 +13,18 @@
 //! The gateway never writes the event stream itself: it asks the collector on
 //! `<prefix>.control.alerts`, which stores the event and answers with its id. The gateway
 //! checks each event first, so a person's typo is a 400 here and not a dead letter there.
-//! `by` is whoever the caller says it is: the API has no users of its own.
+//! With users or tokens configured, `by` is who signed in (or the token's name), whatever
+//! the body says; with none, it is whoever the caller says it is, and must be given.
 
 use crate::api::ErrorBody;
+use crate::auth::{Principal, Via};
 use crate::history::{Refused, ask, refused};
 use crate::live::Live;
-use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use shared::alert::{Alert, Silence};
@@ -146,18 +148,34 @@ async fn raise(State(live): State<Live>, raised: Result<Json<Raise>, JsonRejecti
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response())
 }
 
-/// `{by, comment?}`: who did it and why.
+/// Who a change is recorded as: the caller the guard identified, else the `by` they gave.
+fn who(caller: Option<&Principal>, given: Option<String>) -> Result<String, Refused> {
+    match (caller, given) {
+        (Some(principal), _) if principal.via != Via::Open => Ok(principal.name.clone()),
+        (_, Some(by)) if !by.trim().is_empty() => Ok(by),
+        _ => Err(refused(StatusCode::BAD_REQUEST, "say who does it: \"by\"")),
+    }
+}
+
+/// `{by?, comment?}`: who did it (needed when nobody signs in) and why.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Mark {
-    by: String,
+    by: Option<String>,
     #[serde(default)]
     comment: String,
 }
 
 /// Acknowledges or resolves an open alert.
-async fn mark(live: Live, alert_id: String, marked: Result<Json<Mark>, JsonRejection>, resolve: bool) -> Answer {
+async fn mark(
+    live: Live,
+    caller: Option<Extension<Principal>>,
+    alert_id: String,
+    marked: Result<Json<Mark>, JsonRejection>,
+    resolve: bool,
+) -> Answer {
     let Mark { by, comment } = body(marked)?;
+    let by = who(caller.as_deref(), by)?;
     let open = live.read().firing.alerts.iter().any(|alert| alert.alert_id == alert_id);
     if !open {
         return Err(refused(StatusCode::NOT_FOUND, &format!("no open alert {alert_id:?}: it is resolved, or unknown")));
@@ -176,10 +194,11 @@ async fn mark(live: Live, alert_id: String, marked: Result<Json<Mark>, JsonRejec
     responses((status = 202, body = Stored), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn acknowledge(
     State(live): State<Live>,
+    caller: Option<Extension<Principal>>,
     Path(alert_id): Path<String>,
     marked: Result<Json<Mark>, JsonRejection>,
 ) -> Answer {
-    mark(live, alert_id, marked, false).await
+    mark(live, caller, alert_id, marked, false).await
 }
 
 /// Resolve an open alert by hand
@@ -188,10 +207,11 @@ async fn acknowledge(
     responses((status = 202, body = Stored), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn resolve(
     State(live): State<Live>,
+    caller: Option<Extension<Principal>>,
     Path(alert_id): Path<String>,
     marked: Result<Json<Mark>, JsonRejection>,
 ) -> Answer {
-    mark(live, alert_id, marked, true).await
+    mark(live, caller, alert_id, marked, true).await
 }
 
 /// One alert
@@ -274,14 +294,14 @@ struct NewSilence {
     starts_at: Option<When>,
     ends_at: Option<When>,
     duration_secs: Option<u64>,
-    by: String,
+    by: Option<String>,
     #[serde(default)]
     comment: String,
 }
 
 impl NewSilence {
     /// A fresh silence id and the event, its window in ms.
-    fn event(self, now: i64) -> Result<(String, Event), Refused> {
+    fn event(self, now: i64, caller: Option<&Principal>) -> Result<(String, Event), Refused> {
         let bad = |reason: &str| refused(StatusCode::BAD_REQUEST, reason);
         let starts_at = match &self.starts_at {
             Some(when) => when.millis("starts_at")?,
@@ -303,7 +323,7 @@ impl NewSilence {
             matchers: self.matchers,
             starts_at,
             ends_at,
-            by: self.by,
+            by: who(caller, self.by)?,
             comment: self.comment,
         };
         Ok((silence_id, event))
@@ -316,8 +336,12 @@ impl NewSilence {
 /// now) and `ends_at` (or `duration_secs` after the start); they still show.
 #[utoipa::path(post, path = "/api/silences", tag = "alerts", request_body = NewSilence,
     responses((status = 201, body = Stored), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn create_silence(State(live): State<Live>, created: Result<Json<NewSilence>, JsonRejection>) -> Answer {
-    let (silence_id, event) = body(created)?.event(shared::now_ms())?;
+async fn create_silence(
+    State(live): State<Live>,
+    caller: Option<Extension<Principal>>,
+    created: Result<Json<NewSilence>, JsonRejection>,
+) -> Answer {
+    let (silence_id, event) = body(created)?.event(shared::now_ms(), caller.as_deref())?;
     let id = store(&live, event).await?;
     Ok((StatusCode::CREATED, Json(json!({ "silence_id": silence_id, "id": id }))).into_response())
 }
@@ -334,15 +358,15 @@ struct Deleter {
     responses((status = 202, body = Stored), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn delete_silence(
     State(live): State<Live>,
+    caller: Option<Extension<Principal>>,
     Path(silence_id): Path<String>,
     query: Result<Query<Deleter>, QueryRejection>,
     deleter: Result<Option<Json<Deleter>>, JsonRejection>,
 ) -> Answer {
     let from_query = query.map_err(|rejection| refused(StatusCode::BAD_REQUEST, &rejection.body_text()))?.0.by;
     let from_body = deleter.map_err(rejected)?.and_then(|Json(deleter)| deleter.by);
-    let Some(by) = from_body.or(from_query) else {
-        return Err(refused(StatusCode::BAD_REQUEST, "say who deletes it: ?by=<who> or {\"by\": ...}"));
-    };
+    let by = who(caller.as_deref(), from_body.or(from_query))
+        .map_err(|_| refused(StatusCode::BAD_REQUEST, "say who deletes it: ?by=<who> or {\"by\": ...}"))?;
     let deleted = {
         let snapshot = live.read();
         let known = snapshot.silences.silences.iter().find(|silence| silence.silence_id == silence_id);
@@ -373,7 +397,7 @@ mod tests {
             request = request.header("content-type", "application/json");
         }
         let request = request.body(body.map_or_else(Body::empty, |body| Body::from(body.to_owned()))).expect("request");
-        let response = crate::api::router(live.clone()).oneshot(request).await.expect("response");
+        let response = crate::api::tests::open_router(live).oneshot(request).await.expect("response");
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
         (status, serde_json::from_slice(&bytes).expect("json"))
@@ -401,7 +425,7 @@ mod tests {
         let (code, body) = send(&live, "POST", "/api/alerts", Some(r#"{"level":"info","title":"  "}"#)).await;
         assert_eq!(code, StatusCode::BAD_REQUEST, "checked before it is sent: {body}");
         let plain = Request::post("/api/alerts").body(Body::from(r#"{"level":"info","title":"t"}"#)).expect("request");
-        let response = crate::api::router(live.clone()).oneshot(plain).await.expect("response");
+        let response = crate::api::tests::open_router(&live).oneshot(plain).await.expect("response");
         assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "other sites' forms cannot post here");
 
         let silence = |extra: &str| format!(r#"{{"matchers":[{{"name":"rule","value":"x"}}],"by":"ana"{extra}}}"#);

@@ -2,6 +2,7 @@
 //! `routes!`, so it is in the OpenAPI document), the dashboard's pages and assets, the
 //! WebSocket and `/metrics`. This file holds the router and the summary endpoints.
 
+use crate::auth::Auth;
 use crate::live::{Live, Snapshot};
 use axum::Router;
 use axum::extract::State;
@@ -15,6 +16,7 @@ use shared::health::HealthReport;
 use shared::metrics::{ComponentState, Summary, SystemMetrics, TaskCounts, TaskMetrics, Utilisation, WorkerCounts};
 use shared::now_ms;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -40,9 +42,14 @@ pub fn api() -> OpenApiRouter<Live> {
         .merge(crate::topology::routes())
         .merge(crate::performance::routes())
         .merge(crate::faults::routes())
+        .merge(crate::session::routes())
 }
 
-pub fn router(live: Live) -> Router {
+/// Largest body a write may carry: an alert or a silence is a few hundred bytes.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Every route, behind the guard (`guard.rs`) that decides who may use it.
+pub fn router(live: Live, auth: Arc<Auth>) -> Router {
     let (api, document) = api().split_for_parts();
     let document = crate::openapi::Served::new(document);
     api.route("/api/openapi.json", get(move || std::future::ready(document.response())))
@@ -52,6 +59,9 @@ pub fn router(live: Live) -> Router {
         .merge(crate::assets::routes())
         .fallback(not_found)
         .with_state(live)
+        .layer(axum::middleware::from_fn_with_state(auth.clone(), crate::guard::guard))
+        .layer(axum::Extension(auth))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
 async fn not_found() -> Response {
@@ -302,8 +312,14 @@ pub(crate) mod tests {
     use serde_json::Value;
     use tower::ServiceExt;
 
+    /// The router as `just up` serves it: no users, so nobody is asked.
+    pub(crate) fn open_router(live: &Live) -> axum::Router {
+        let auth = crate::auth::Auth::new(&crate::auth::AuthConfig::default()).expect("the default is valid");
+        router(live.clone(), std::sync::Arc::new(auth))
+    }
+
     pub(crate) async fn get(live: &Live, path: &str) -> (StatusCode, Value) {
-        let response = router(live.clone())
+        let response = open_router(live)
             .oneshot(Request::get(path).body(Body::empty()).expect("request"))
             .await
             .expect("response");

@@ -39,6 +39,7 @@ pub const PAGES: &[&str] = &[
     "/alerts",
     "/topology",
     "/fault-tolerance",
+    "/login",
 ];
 
 /// Who may run scripts and be fetched from the dashboard: only the gateway itself. Fleet
@@ -95,6 +96,7 @@ async fn shell(State(live): State<Live>) -> Response {
                 (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
                 (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY)),
                 (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+                (header::REFERRER_POLICY, HeaderValue::from_static("same-origin")),
             ],
             html,
         )

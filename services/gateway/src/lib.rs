@@ -7,14 +7,17 @@
 mod alerts;
 pub mod api;
 mod assets;
+pub mod auth;
 mod content_type;
 mod csv;
 mod faults;
+mod guard;
 mod history;
 mod live;
 mod openapi;
 mod performance;
 mod prometheus;
+mod session;
 mod tasks;
 mod topology;
 mod workers;
@@ -25,6 +28,7 @@ pub use live::Live;
 use serde::{Deserialize, Serialize};
 use shared::service::{Context, Service};
 use std::path::PathBuf;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -67,6 +71,11 @@ pub struct GatewayConfig {
     /// Open the dashboard in a browser once listening (`$BROWSER`, else `xdg-open`).
     /// Default false.
     pub browser: bool,
+    /// Who may read and who may change things (README: Security). Default: nobody is asked,
+    /// which only a loopback `host` allows.
+    pub auth: auth::AuthConfig,
+    /// Serve with no users or tokens on an address other hosts can reach. Default false.
+    pub insecure: bool,
 }
 
 impl Default for GatewayConfig {
@@ -81,6 +90,8 @@ impl Default for GatewayConfig {
             max_workers_shown: 50,
             output_dir: None,
             browser: false,
+            auth: auth::AuthConfig::default(),
+            insecure: false,
         }
     }
 }
@@ -131,6 +142,7 @@ impl GatewayConfig {
 pub struct Gateway {
     context: Context,
     config: GatewayConfig,
+    auth: Arc<auth::Auth>,
     listener: tokio::net::TcpListener,
 }
 
@@ -140,6 +152,13 @@ impl Service for Gateway {
 
     async fn connect(context: Context, config: GatewayConfig) -> anyhow::Result<Self> {
         config.check()?;
+        shared::access::check_exposure("the gateway", &config.host, config.auth.has_credentials(), config.insecure)?;
+        let auth = Arc::new(auth::Auth::new(&config.auth)?);
+        if !auth.required() {
+            warn!(
+                "gateway.auth has no users or tokens: everyone who reaches the gateway may read and change everything"
+            );
+        }
         if let Some(dir) = &config.output_dir {
             assets::write_to(dir, &config.settings())
                 .with_context(|| format!("writing the dashboard to {}", dir.display()))?;
@@ -147,7 +166,7 @@ impl Service for Gateway {
         }
         let address = format!("{}:{}", config.host, config.port);
         let listener = tokio::net::TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))?;
-        Ok(Self { context, config, listener })
+        Ok(Self { context, config, auth, listener })
     }
 
     async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -162,8 +181,9 @@ impl Service for Gateway {
         if self.config.browser {
             open_browser(&url);
         }
-        let server =
-            axum::serve(self.listener, api::router(live)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        // The peer's address feeds the write and sign-in rate limits.
+        let app = api::router(live, self.auth).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let server = axum::serve(self.listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let served = server.await.context("http server");
         shutdown.cancel();
         while let Some(joined) = tasks.join_next().await {

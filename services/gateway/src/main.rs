@@ -31,6 +31,12 @@ struct Cli {
     /// Open the dashboard in a browser ($BROWSER, else xdg-open) once listening
     #[arg(long)]
     browser: bool,
+    /// Serve with no users or tokens on an address other hosts can reach
+    #[arg(long)]
+    insecure: bool,
+    /// Read a password on standard input, print its argon2id hash for `[[gateway.auth.users]]`, and exit
+    #[arg(long)]
+    hash_password: bool,
 }
 
 fn parse_theme(text: &str) -> Result<Theme, String> {
@@ -43,6 +49,9 @@ fn parse_theme(text: &str) -> Result<Theme, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.hash_password {
+        return print_password_hash();
+    }
     let mut flags = Overrides::default();
     flags
         .set("gateway.host", cli.host)
@@ -51,6 +60,32 @@ fn main() -> ExitCode {
         .set("gateway.auto_refresh", cli.refresh)
         .set("gateway.real_time_enabled", cli.real_time.then_some(true))
         .set("gateway.output_dir", cli.output_dir)
-        .set("gateway.browser", cli.browser.then_some(true));
+        .set("gateway.browser", cli.browser.then_some(true))
+        .set("gateway.insecure", cli.insecure.then_some(true));
     shared::service::main::<Gateway>(&cli.common, flags)
+}
+
+/// `--hash-password`: the first line of standard input, hashed. Not an argument, so the
+/// password stays out of the shell's history and the process list.
+fn print_password_hash() -> ExitCode {
+    let mut line = String::new();
+    if let Err(err) = std::io::stdin().read_line(&mut line) {
+        eprintln!("reading the password: {err}");
+        return ExitCode::FAILURE;
+    }
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        eprintln!("no password on standard input: printf %s 'the password' | fleetwatch-gateway --hash-password");
+        return ExitCode::FAILURE;
+    }
+    match fleetwatch_gateway::auth::hash_password(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("{err}");
+            ExitCode::FAILURE
+        }
+    }
 }

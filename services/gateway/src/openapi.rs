@@ -35,6 +35,7 @@ pub fn document() -> OpenApi {
             tag("alerts", "Alerts, acknowledgements and silences"),
             tag("views", "The dashboard's derived views: topology, performance, fault tolerance"),
             tag("system", "The pipeline's own services and settings"),
+            tag("session", "Signing in and out, and who the caller is"),
         ]))
         .build()
 }

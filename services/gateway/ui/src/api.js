@@ -24,6 +24,18 @@ export function apiUrl(path, query = {}) {
   return url;
 }
 
+/** The session's CSRF token, sent with every write (see session.js). */
+let csrfToken = null;
+export function setCsrfToken(token) {
+  csrfToken = token;
+}
+
+/** Called with a 401 from anything but the sign-in itself: the session has ended. */
+let unauthorized = null;
+export function onUnauthorized(callback) {
+  unauthorized = callback;
+}
+
 async function send(path, url, init) {
   let response;
   try {
@@ -39,10 +51,12 @@ async function send(path, url, init) {
   } catch {
     // Not JSON: the status line says enough.
   }
+  if (response.status === 401 && path !== '/api/login') unauthorized?.();
   if (!response.ok) {
     const reason = typeof body?.error === 'string' ? body.error : response.statusText || 'request failed';
     throw new ApiError(path, response.status, reason);
   }
+  if (response.status === 204) return null;
   if (body === null) throw new ApiError(path, response.status, 'the answer was not JSON');
   return body;
 }
@@ -54,9 +68,7 @@ export function getJson(path, query = {}, { signal } = {}) {
 
 /** POST (or `method`) a JSON body and return the parsed answer. */
 export function sendJson(path, body, { method = 'POST' } = {}) {
-  return send(path, apiUrl(path), {
-    method,
-    headers: { accept: 'application/json', 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
+  const headers = { accept: 'application/json', 'content-type': 'application/json' };
+  if (csrfToken) headers['x-csrf-token'] = csrfToken;
+  return send(path, apiUrl(path), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
 }

@@ -14,11 +14,13 @@ import './pages/task-types.css';
 import './pages/tasks.css';
 import './pages/topology.css';
 import './pages/workers.css';
+import { onUnauthorized } from './api.js';
 import { settings } from './config.js';
 import { h } from './dom.js';
 import { RollingWindow } from './history.js';
 import { interceptLinks, navigationBar } from './nav.js';
 import * as notFound from './pages/not-found.js';
+import { loadSession, loginUrl, session } from './session.js';
 import { applyTheme } from './theme.js';
 import { LiveSocket } from './ws.js';
 
@@ -49,6 +51,7 @@ const ROUTES = [
   { pattern: /^\/alerts$/, chunk: 'alerts', load: () => import('./pages/alerts.js'), title: 'Alerts' },
   { pattern: /^\/topology$/, chunk: 'topology', load: () => import('./pages/topology.js'), title: 'Topology' },
   { pattern: /^\/fault-tolerance$/, chunk: 'fault-tolerance', load: () => import('./pages/fault-tolerance.js'), title: 'Fault tolerance' },
+  { pattern: /^\/login$/, chunk: 'login', load: () => import('./pages/login.js'), title: 'Sign in' },
 ];
 
 /** Each page's chunks (written into the shell by build.mjs). */
@@ -62,9 +65,20 @@ function preload(chunk) {
   }
 }
 
-function start() {
+async function start() {
+  await loadSession();
+  const signIn = () => {
+    if (location.pathname !== '/login') location.assign(loginUrl());
+  };
+  // The gateway sends a page without a session to /login itself; this is for one that ends
+  // while the page is open.
+  onUnauthorized(signIn);
+  if (session().auth_required && !session().user && location.pathname !== '/login') {
+    signIn();
+    return;
+  }
   const root = document.getElementById('app');
-  const navigation = navigationBar(app.socket);
+  const navigation = navigationBar(app.socket, session());
   const main = h('main', { id: 'page', tabindex: '-1' });
   root.append(navigation.element, main);
   let unmount = null;
@@ -103,7 +117,7 @@ function start() {
 
   interceptLinks(document, navigate);
   addEventListener('popstate', () => show(location.pathname));
-  app.socket.start();
+  if (location.pathname !== '/login') app.socket.start();
   show(location.pathname);
 }
 

@@ -3,6 +3,7 @@
 // every page shares (refresh rate, theme). Links are followed inside the app without a
 // reload.
 
+import { sendJson } from './api.js';
 import { h, setText } from './dom.js';
 import { RATES, currentRate, onRateChange, setRate } from './refresh.js';
 import { currentTheme, onThemeChange, toggleTheme } from './theme.js';
@@ -20,9 +21,27 @@ export const PAGES = [
   { path: '/fault-tolerance', label: 'Fault tolerance' },
 ];
 
+/** Who is signed in, and the way out; nothing where nobody is asked. */
+function signedIn(current) {
+  if (!current?.auth_required || !current.user) return [];
+  const out = h('button', { type: 'button', class: 'button', id: 'sign-out', title: 'End this session' }, 'Sign out');
+  out.addEventListener('click', async () => {
+    out.disabled = true;
+    try {
+      await sendJson('/api/logout', undefined);
+    } finally {
+      location.assign('/login');
+    }
+  });
+  const who = h('span', { id: 'signed-in', class: 'muted small', title: `Signed in as ${current.user}, a ${current.role}` }, `${current.user} · ${current.role}`);
+  return current.via === 'session' ? [who, out] : [who];
+}
+
 /** The header; `markCurrent(path)` highlights the page shown. */
-export function navigationBar(socket) {
-  const links = PAGES.map((page) => h('a', { href: page.path }, page.label));
+export function navigationBar(socket, current = null) {
+  // Signed out (the sign-in page), the pages and the live state would only be refused.
+  const signedOut = Boolean(current?.auth_required && !current.user);
+  const links = signedOut ? [] : PAGES.map((page) => h('a', { href: page.path }, page.label));
 
   const rateSelect = h(
     'select',
@@ -60,10 +79,9 @@ export function navigationBar(socket) {
     h(
       'div',
       { class: 'controls' },
-      connection,
-      h('label', { for: 'refresh-rate' }, 'Refresh'),
-      rateSelect,
+      ...(signedOut ? [] : [connection, h('label', { for: 'refresh-rate' }, 'Refresh'), rateSelect]),
       themeButton,
+      ...signedIn(current),
     ),
   );
 

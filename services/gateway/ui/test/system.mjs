@@ -6,7 +6,7 @@
 // wait polls with a deadline. With FLEETWATCH_UI_DIR set to a built dist, the gateway
 // serves the dashboard from there (work on the front end without a cargo build).
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -82,11 +82,11 @@ export async function launchBrowser() {
 }
 
 class Process {
-  constructor(name, binary, args, dir) {
+  constructor(name, binary, args, dir, extraEnv = {}) {
     this.name = name;
     this.log = join(dir, `${name}.log`);
     const out = openSync(this.log, 'w');
-    const env = { ...process.env, RUST_LOG: 'info' };
+    const env = { ...process.env, RUST_LOG: 'info', ...extraEnv };
     delete env.FLEETWATCH_CONFIG;
     this.child = spawn(binary, args, { cwd: dir, stdio: ['ignore', out, out], env });
     this.exited = new Promise((resolve) => this.child.once('exit', resolve));
@@ -140,9 +140,10 @@ class Process {
 
 /**
  * nats-server, collector, processor, gateway (and the alerter when `alerter`); `stop()` ends
- * them and removes the store.
+ * them and removes the store. `gatewayEnv` configures the gateway (its users, say);
+ * `apiHeaders` are what the harness itself sends to the API then (a bearer token).
  */
-export async function startSystem({ workers = 12, tickMs = 200, alerter = false, archiver = true, gatewayArgs = [], alerterArgs = [], collectorArgs = [] } = {}) {
+export async function startSystem({ workers = 12, tickMs = 200, alerter = false, archiver = true, gatewayArgs = [], alerterArgs = [], collectorArgs = [], gatewayEnv = {}, apiHeaders = {} } = {}) {
   const bins = binDir();
   for (const service of ['collector', 'processor', 'gateway', ...(alerter ? ['alerter'] : []), ...(archiver ? ['archiver'] : [])]) {
     const binary = join(bins, `fleetwatch-${service}`);
@@ -179,7 +180,7 @@ export async function startSystem({ workers = 12, tickMs = 200, alerter = false,
     processes.push(new Process('processor', bin('processor'), [...common, '--tick-ms', String(tickMs), '--sample-secs', '2'], dir));
     if (alerter) processes.push(new Process('alerter', bin('alerter'), [...common, ...alerterArgs], dir));
     if (archiver) processes.push(new Process('archiver', bin('archiver'), [...common, '--db-path', join(dir, 'archive.duckdb')], dir));
-    let gateway = new Process('gateway', bin('gateway'), [...common, '--port', '0', ...gatewayArgs], dir);
+    let gateway = new Process('gateway', bin('gateway'), [...common, '--port', '0', ...gatewayArgs], dir, gatewayEnv);
     processes.push(gateway);
     /** Stops the gateway, then (after `whileDown()`) starts a new one on the same port. */
     system.restartGateway = async (whileDown = async () => {}) => {
@@ -187,7 +188,7 @@ export async function startSystem({ workers = 12, tickMs = 200, alerter = false,
       await gateway.stop();
       await whileDown();
       const index = processes.indexOf(gateway);
-      gateway = new Process('gateway-restarted', bin('gateway'), [...common, '--port', port, ...gatewayArgs], dir);
+      gateway = new Process('gateway-restarted', bin('gateway'), [...common, '--port', port, ...gatewayArgs], dir, gatewayEnv);
       processes[index] = gateway;
       await waitFor('the new gateway to listen', () => {
         gateway.checkRunning();
@@ -214,7 +215,7 @@ export async function startSystem({ workers = 12, tickMs = 200, alerter = false,
     system.ingestUrl = `http://${address}/ingest`;
     await waitFor(`the gateway to see ${workers} workers`, async () => {
       running();
-      const status = await (await fetch(`${system.url}/api/status`)).json();
+      const status = await (await fetch(`${system.url}/api/status`, { headers: apiHeaders })).json();
       return status.workers?.total === workers && status.status !== 'waiting';
     });
     return system;
@@ -224,6 +225,11 @@ export async function startSystem({ workers = 12, tickMs = 200, alerter = false,
     err.message += `\n${logs}`;
     throw err;
   }
+}
+
+/** `fleetwatch-gateway --hash-password` of `password`: what `[[gateway.auth.users]]` holds. */
+export function passwordHash(password) {
+  return execFileSync(join(binDir(), 'fleetwatch-gateway'), ['--hash-password'], { input: `${password}\n` }).toString().trim();
 }
 
 /** POSTs events to the collector's HTTP ingest; resolves to its JSON answer. */

@@ -5,6 +5,7 @@
 import { getJson } from '../api.js';
 import { h } from '../dom.js';
 import * as format from '../format.js';
+import { signedInName } from '../session.js';
 
 export const SEVERITIES = ['critical', 'warning', 'info'];
 export const SEVERITY_RANK = { critical: 0, warning: 1, info: 2 };
@@ -175,6 +176,14 @@ export function whoInput(attributes = {}) {
     title: 'Who you are: recorded with the action (remembered in this browser)',
     ...attributes,
   });
+  const signedIn = signedInName();
+  if (signedIn) {
+    // The gateway records who signed in, whatever is typed: show that, and nothing to edit.
+    input.value = signedIn;
+    input.readOnly = true;
+    input.title = `Signed in as ${signedIn}: recorded with the action`;
+    return { input, destroy: () => {} };
+  }
   input.value = rememberedWho();
   input.addEventListener('input', () => rememberWho(input.value.trim()));
   const follow = (who) => {

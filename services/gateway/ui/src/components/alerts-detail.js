@@ -8,6 +8,7 @@
 import { getJson, sendJson } from '../api.js';
 import { h, replace, setText } from '../dom.js';
 import * as format from '../format.js';
+import { canWrite } from '../session.js';
 import { rememberWho, severityBadge, since, targetCell, whoInput } from './alerts-common.js';
 
 const DURATIONS = [
@@ -181,10 +182,18 @@ export function alertDetail({ onAction, onClose }) {
     );
     replace(labels, keyValueTable('detail-labels', Object.entries(a.labels ?? {}), 'No labels.'));
     replace(metrics, keyValueTable('detail-metrics', Object.entries(a.metrics ?? {}), 'No related figures: its value and threshold say it.', (value) => (typeof value === 'number' ? format.number(value) : String(value))));
-    ackButton.disabled = !open || sending;
-    resolveButton.disabled = !open || sending;
-    silenceButton.disabled = sending;
-    setText(notOpen, open ? '' : 'It is not open any more: it cannot be acknowledged or resolved. Similar ones can still be silenced.');
+    const allowed = canWrite();
+    ackButton.disabled = !open || sending || !allowed;
+    resolveButton.disabled = !open || sending || !allowed;
+    silenceButton.disabled = sending || !allowed;
+    setText(
+      notOpen,
+      !allowed
+        ? 'You are signed in as a viewer: only operators acknowledge, resolve and silence.'
+        : open
+          ? ''
+          : 'It is not open any more: it cannot be acknowledged or resolved. Similar ones can still be silenced.',
+    );
     silenceButton.title = `Silence every alert of rule ${a.rule} on ${a.target}, for the time chosen`;
     setText(silenceWhat, `Silences rule = ${a.rule} and target = ${a.target}.`);
   }

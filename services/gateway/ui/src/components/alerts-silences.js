@@ -5,6 +5,7 @@
 import { sendJson } from '../api.js';
 import { h, setText } from '../dom.js';
 import * as format from '../format.js';
+import { canWrite } from '../session.js';
 import { dataTable } from '../table.js';
 import { onChange, rememberWho, whoInput } from './alerts-common.js';
 
@@ -99,7 +100,9 @@ export function silencesPanel({ onChanged }) {
         value: (s) =>
           s.deleted
             ? ''
-            : h('button', { type: 'button', class: 'button small silence-end', title: `End silence ${s.silence_id} now`, onclick: () => end(s) }, 'End'),
+            : canWrite()
+              ? h('button', { type: 'button', class: 'button small silence-end', title: `End silence ${s.silence_id} now`, onclick: () => end(s) }, 'End')
+              : h('span', { class: 'muted small', title: 'Only operators end silences' }, 'in force'),
       },
       { key: 'silence_id', label: 'Id', title: 'The silence id', value: (s) => h('span', { class: 'mono small' }, s.silence_id) },
     ],
