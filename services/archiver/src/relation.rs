@@ -190,6 +190,10 @@ impl Relation {
             None => (span / 1000).div_euclid(step).max(1) * step,
         };
         let metrics = match &params.metrics {
+            // `IN ()` is not SQL; nothing asked for is a mistake, not an empty answer.
+            Some(metrics) if metrics.is_empty() => {
+                return Err(bad("metrics names none: leave it out for every metric"));
+            }
             Some(metrics) => {
                 for metric in metrics {
                     token("metric", metric)?;
