@@ -7,7 +7,7 @@ use crate::envelope::Envelope;
 use crate::event::Event;
 use crate::nats::{self, Stream};
 use crate::service::Context;
-use crate::snapshot::{Snapshot, Snapshots};
+use crate::snapshot::{Layout, Snapshot, Snapshots};
 use crate::telemetry::Counter;
 use anyhow::Context as _;
 use futures::StreamExt;
@@ -28,7 +28,7 @@ pub struct EventFeed {
 impl EventFeed {
     /// Restores the service's state from its snapshot (or the default) and opens the feed
     /// right after it.
-    pub async fn open<T: DeserializeOwned + Default>(
+    pub async fn open<T: DeserializeOwned + Default + Layout>(
         context: &Context,
         service: &'static str,
     ) -> anyhow::Result<(Self, T)> {
@@ -98,7 +98,7 @@ impl EventFeed {
 
     /// The periodic snapshot: a failure is logged and the previous snapshot stands (a
     /// restart then replays a longer tail).
-    pub async fn checkpoint<T: Serialize>(&mut self, state: &T) {
+    pub async fn checkpoint<T: Serialize + Layout>(&mut self, state: &T) {
         if let Err(err) = self.save(state).await {
             warn!(error = format!("{err:#}"), "snapshot not saved");
         }
@@ -106,8 +106,8 @@ impl EventFeed {
 
     /// Saves `state` as reflecting everything up to [`Self::last_seq`]. (`&mut`: the feed
     /// is not `Sync`, and a shared borrow held across the await would make the future `!Send`.)
-    pub async fn save<T: Serialize>(&mut self, state: &T) -> anyhow::Result<()> {
-        let snapshot = Snapshot { seq: self.last_seq, time: crate::now_ms(), state };
+    pub async fn save<T: Serialize + Layout>(&mut self, state: &T) -> anyhow::Result<()> {
+        let snapshot = Snapshot { seq: self.last_seq, time: crate::now_ms(), layout: T::LAYOUT, state };
         self.snapshots.save(&snapshot).await.with_context(|| format!("saving the {} snapshot", self.service))
     }
 }

@@ -1,5 +1,9 @@
 //! Snapshots of a stateful service (its state and the stream sequence it reflects), kept
 //! in a JetStream object store so that a restart replays only the tail of the stream.
+//!
+//! Each snapshot carries its state's [`Layout`]. A service reads only a snapshot of its own
+//! layout: one written by another version (older or newer, or from before layouts were
+//! kept) is set aside and the state rebuilt by replaying the stream, never misread.
 
 use crate::codec;
 use crate::subjects::Subjects;
@@ -10,13 +14,30 @@ use serde::de::DeserializeOwned;
 use tokio::io::AsyncReadExt;
 use tracing::warn;
 
+/// A state that is snapshotted. Bump `LAYOUT` with any change to what the state's encoding
+/// holds or means; a change a reader of the old snapshot would get wrong is such a change.
+pub trait Layout {
+    const LAYOUT: u32;
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Snapshot<T> {
     /// The last stream sequence folded into `state`; replay resumes after it.
     pub seq: u64,
     /// Wall-clock time it was taken, ms since the epoch.
     pub time: i64,
+    /// The state's [`Layout::LAYOUT`]; 0 for a snapshot from before layouts were kept.
+    #[serde(default)]
+    pub layout: u32,
     pub state: T,
+}
+
+/// What a snapshot says of itself, read before its state.
+#[derive(serde::Deserialize)]
+struct Header {
+    seq: u64,
+    #[serde(default)]
+    layout: u32,
 }
 
 pub struct Snapshots {
@@ -45,7 +66,7 @@ impl Snapshots {
 
     /// The last snapshot, or `None` when there is none or it no longer decodes (the
     /// service then rebuilds from the whole stream, which is slower but right).
-    pub async fn load<T: DeserializeOwned>(&self) -> anyhow::Result<Option<Snapshot<T>>> {
+    pub async fn load<T: DeserializeOwned + Layout>(&self) -> anyhow::Result<Option<Snapshot<T>>> {
         let mut object = match self.store.get(&self.name).await {
             Ok(object) => object,
             Err(err) if err.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
@@ -53,6 +74,19 @@ impl Snapshots {
         };
         let mut bytes = Vec::new();
         object.read_to_end(&mut bytes).await.context("reading the snapshot")?;
+        match codec::decode::<Header>(&bytes) {
+            Ok(header) if header.layout != T::LAYOUT => {
+                warn!(
+                    snapshot = %self.name,
+                    seq = header.seq,
+                    found = header.layout,
+                    expected = T::LAYOUT,
+                    "the snapshot is another version's layout, rebuilding from the stream"
+                );
+                return Ok(None);
+            }
+            _ => {}
+        }
         match codec::decode(&bytes) {
             Ok(snapshot) => Ok(Some(snapshot)),
             Err(err) => {

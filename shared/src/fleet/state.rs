@@ -51,6 +51,11 @@ impl Limits {
     }
 }
 
+/// 1: the first layout kept (December 2026).
+impl crate::snapshot::Layout for FleetState {
+    const LAYOUT: u32 = 1;
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FleetState {
     pub workers: BTreeMap<String, WorkerState>,

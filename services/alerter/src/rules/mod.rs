@@ -70,6 +70,11 @@ impl Clock {
     }
 }
 
+/// 1: the first layout kept (December 2026).
+impl shared::snapshot::Layout for RuleState {
+    const LAYOUT: u32 = 1;
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RuleState {
     pub clock: Clock,
