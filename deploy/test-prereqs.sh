@@ -9,6 +9,8 @@ found "${CHROMIUM:-chromium}" || missing+=(chromium)
 found "${PROMTOOL:-promtool}" || missing+=(prometheus)
 found "${ALERTMANAGER:-prometheus-alertmanager}" || missing+=(prometheus-alertmanager)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# The NATS TLS test makes its certificates with it.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test: the tests need ${missing[*]}; install with:" >&2
   echo "  sudo apt-get install -y ${missing[*]}" >&2

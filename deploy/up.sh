@@ -6,7 +6,8 @@
 #   deploy/up.sh BIN_DIR [WORKERS] [the monitoring guide's options]
 # Each option goes to the service that owns it (README: "The monitoring guide's options"):
 #   --host H --port P --theme light|dark --refresh S --output-dir D --browser --real-time
-#       the gateway (dashboard)
+#       the gateway (dashboard); --insecure lets it serve a non-loopback --host with no
+#       users (README: Security)
 #   --coordinator URL   the collector polls that coordinator
 #   --no-alerts         the alerter raises none
 #   --db-path PATH      the archiver's DuckDB file (default var/fleetwatch.duckdb)
@@ -23,7 +24,7 @@ common=()
 usage() {
   echo "up: $1" >&2
   echo "usage: just up [WORKERS] [--host H] [--port P] [--theme light|dark] [--refresh S] [--output-dir D]" >&2
-  echo "               [--browser] [--real-time] [--coordinator URL] [--no-alerts] [--db-path PATH] [--debug]" >&2
+  echo "               [--browser] [--real-time] [--insecure] [--coordinator URL] [--no-alerts] [--db-path PATH] [--debug]" >&2
   exit 2
 }
 while [ $# -gt 0 ]; do
@@ -33,7 +34,7 @@ while [ $# -gt 0 ]; do
       [ $# -ge 2 ] || usage "$1 needs a value"
       gateway+=("$1" "$2")
       shift ;;
-    --browser | --real-time) gateway+=("$1") ;;
+    --browser | --real-time | --insecure) gateway+=("$1") ;;
     --coordinator)
       [ $# -ge 2 ] || usage "$1 needs a URL"
       collector+=(--coordinator "$2")

@@ -55,8 +55,9 @@ pub fn check_exposure(what: &str, host: &str, has_credentials: bool, insecure: b
     Ok(())
 }
 
-/// A token bucket per client address: `per_minute` requests a minute, with bursts of as
-/// many. Buckets of clients gone quiet are dropped, so memory stays bounded by who is active.
+/// A token bucket per client (an IPv4 address, an IPv6 /64): `per_minute` requests a
+/// minute, with bursts of as many. At most `MAX_BUCKETS` are kept: full ones are dropped
+/// first, then, in a flood from that many clients, all.
 #[derive(Debug)]
 pub struct RateLimiter {
     per_minute: u32,
@@ -87,6 +88,7 @@ impl RateLimiter {
         if self.per_minute == 0 {
             return Ok(());
         }
+        let client = network_of(client);
         let capacity = f64::from(self.per_minute);
         let per_second = capacity / 60.0;
         let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -94,6 +96,11 @@ impl RateLimiter {
             buckets.retain(|_, bucket| {
                 bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * per_second < capacity
             });
+            // Still full: a flood from many addresses. Forgetting them all keeps memory
+            // bounded; each starts again with a full bucket.
+            if buckets.len() >= MAX_BUCKETS {
+                buckets.clear();
+            }
         }
         let bucket = buckets.entry(client).or_insert(Bucket { tokens: capacity, at: now });
         bucket.tokens = (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * per_second).min(capacity);
@@ -105,6 +112,33 @@ impl RateLimiter {
             Err(Duration::from_secs_f64((1.0 - bucket.tokens) / per_second))
         }
     }
+}
+
+/// The unit one client has: its IPv4 address, or its IPv6 /64 (one host holds a whole
+/// /64 and could otherwise take a fresh bucket for every request).
+fn network_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+    }
+}
+
+/// The client a request comes from: the TCP peer, unless the peer is one of
+/// `trusted_proxies`, when it is the last address in `X-Forwarded-For` that is not one of
+/// them (a proxy appends the address it saw; what comes before can be forged).
+pub fn client_address(peer: IpAddr, forwarded_for: Option<&str>, trusted_proxies: &[IpAddr]) -> IpAddr {
+    if !trusted_proxies.contains(&peer) {
+        return peer;
+    }
+    forwarded_for
+        .into_iter()
+        .flat_map(|header| header.rsplit(','))
+        .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
+        .find(|address| !trusted_proxies.contains(address))
+        .unwrap_or(peer)
 }
 
 #[cfg(test)]
@@ -158,5 +192,25 @@ mod tests {
         assert!(limiter.check_at(other, start).is_ok(), "each client has its own bucket");
         assert!(limiter.check_at(client, start + Duration::from_secs(1)).is_ok(), "one a second comes back");
         assert!(RateLimiter::new(0).check_at(client, start).is_ok());
+
+        let limiter = RateLimiter::new(1);
+        let one: IpAddr = "2001:db8::1".parse().expect("ip");
+        let same_host: IpAddr = "2001:db8::ffff".parse().expect("ip");
+        assert!(limiter.check_at(one, start).is_ok());
+        assert!(limiter.check_at(same_host, start).is_err(), "one /64 is one client");
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let proxy: IpAddr = "10.0.0.9".parse().expect("ip");
+        let user: IpAddr = "203.0.113.7".parse().expect("ip");
+        let header = Some("198.51.100.1, 203.0.113.7");
+        assert_eq!(
+            client_address(proxy, header, &[proxy]),
+            user,
+            "the address the proxy saw, not the forged first one"
+        );
+        assert_eq!(client_address(user, header, &[proxy]), user, "from anyone else the header is ignored");
+        assert_eq!(client_address(proxy, None, &[proxy]), proxy);
     }
 }

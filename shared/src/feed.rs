@@ -39,6 +39,15 @@ impl EventFeed {
             None => (0, T::default()),
         };
         info!(service, from_seq = last_seq + 1, "replaying events after the snapshot");
+        let first = stream.cached_info().state.first_sequence;
+        if first > last_seq + 1 && stream.cached_info().state.messages > 0 {
+            warn!(
+                service,
+                missing_from = last_seq + 1,
+                missing_to = first - 1,
+                "FLEET_EVENTS no longer holds these events (aged out): the state misses what they said"
+            );
+        }
         let messages = nats::read_in_order(&stream, last_seq + 1).await?;
         let feed = Self {
             context: context.clone(),

@@ -20,6 +20,9 @@ pub async fn connect(config: &NatsConfig, service: &str) -> anyhow::Result<async
     loop {
         let mut options = async_nats::ConnectOptions::new()
             .name(format!("fleetwatch-{service}"))
+            // Replies and deliveries come to `_INBOX.<service>.…`, so the server can let
+            // each user read only its own (deploy/nats/auth.conf).
+            .custom_inbox_prefix(format!("_INBOX.{service}"))
             .max_reconnects(None)
             .event_callback(|event| async move {
                 match event {

@@ -2,8 +2,8 @@
 //! in a JetStream object store so that a restart replays only the tail of the stream.
 //!
 //! Each snapshot carries its state's [`Layout`]. A service reads only a snapshot of its own
-//! layout: one written by another version (older or newer, or from before layouts were
-//! kept) is set aside and the state rebuilt by replaying the stream, never misread.
+//! layout: one written by another version, older or newer, is set aside and the state
+//! rebuilt by replaying the stream, never misread.
 
 use crate::codec;
 use crate::subjects::Subjects;
@@ -26,7 +26,8 @@ pub struct Snapshot<T> {
     pub seq: u64,
     /// Wall-clock time it was taken, ms since the epoch.
     pub time: i64,
-    /// The state's [`Layout::LAYOUT`]; 0 for a snapshot from before layouts were kept.
+    /// The state's [`Layout::LAYOUT`]; 0 for a snapshot from before layouts were kept, read
+    /// as layout 1, which it is.
     #[serde(default)]
     pub layout: u32,
     pub state: T,
@@ -75,7 +76,8 @@ impl Snapshots {
         let mut bytes = Vec::new();
         object.read_to_end(&mut bytes).await.context("reading the snapshot")?;
         match codec::decode::<Header>(&bytes) {
-            Ok(header) if header.layout != T::LAYOUT => {
+            // Before layouts were kept the states were what layout 1 is.
+            Ok(header) if header.layout != T::LAYOUT && !(header.layout == 0 && T::LAYOUT == 1) => {
                 warn!(
                     snapshot = %self.name,
                     seq = header.seq,

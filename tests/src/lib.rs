@@ -35,6 +35,8 @@ pub struct NatsServer {
     pub dir: tempfile::TempDir,
     /// With users (`start_with_users`): services connect as their own, the test as `admin`.
     users: bool,
+    /// With TLS (`start_with_tls`): the CA that signed the server's certificate.
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// The password every user of `start_with_users` has: `pw-<user>`.
@@ -45,9 +47,69 @@ pub fn nats_password(user: &str) -> String {
 /// The users of deploy/nats/auth.conf.
 pub const NATS_USERS: [&str; 7] = ["collector", "processor", "alerter", "archiver", "gateway", "agent", "admin"];
 
-fn spawn_nats(dir: &Path, port: &str, users: bool) -> (String, Child) {
+/// A CA and a certificate for 127.0.0.1 it signed, made with openssl in `dir`: `ca.pem`,
+/// `server.pem`, `server.key`.
+fn make_certificates(dir: &Path) {
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").expect("san.ext");
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=fleetwatch test CA",
+        ],
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ],
+    ];
+    for step in steps {
+        let status =
+            Command::new("openssl").args(step).current_dir(dir).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        assert!(status.is_ok_and(|status| status.success()), "openssl {step:?} failed (apt-get install openssl)");
+    }
+}
+
+fn spawn_nats(dir: &Path, port: &str, users: bool, tls: bool) -> (String, Child) {
     let binary = std::env::var("NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
     let mut command = Command::new(&binary);
+    if tls {
+        command.arg("--tls").arg("--tlscert").arg(dir.join("server.pem")).arg("--tlskey").arg(dir.join("server.key"));
+    }
     if users {
         let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats/auth.conf");
         std::fs::copy(&conf, dir.join("auth.conf")).expect("copy deploy/nats/auth.conf");
@@ -77,18 +139,27 @@ fn spawn_nats(dir: &Path, port: &str, users: bool) -> (String, Child) {
 
 impl NatsServer {
     pub fn start() -> Self {
-        Self::spawn(false)
+        Self::spawn(false, false)
+    }
+
+    /// Speaking only TLS, with a certificate from a CA of its own (`tls_ca`): each service
+    /// started against it is given that CA.
+    pub fn start_with_tls() -> Self {
+        Self::spawn(false, true)
     }
 
     /// With deploy/nats/auth.conf's users and permissions: each service started against it
     /// connects as its own user.
     pub fn start_with_users() -> Self {
-        Self::spawn(true)
+        Self::spawn(true, false)
     }
 
-    fn spawn(users: bool) -> Self {
+    fn spawn(users: bool, tls: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (binary, child) = spawn_nats(dir.path(), "-1", users);
+        if tls {
+            make_certificates(dir.path());
+        }
+        let (binary, child) = spawn_nats(dir.path(), "-1", users, tls);
         let ports_file = dir.path().join(format!(
             "{}_{}.ports",
             Path::new(&binary).file_name().and_then(|n| n.to_str()).unwrap_or("nats-server"),
@@ -106,7 +177,8 @@ impl NatsServer {
             assert!(Instant::now() < deadline, "nats-server wrote no ports file at {}", ports_file.display());
             std::thread::sleep(Duration::from_millis(20));
         };
-        Self { child, url, dir, users }
+        let tls_ca = tls.then(|| dir.path().join("ca.pem"));
+        Self { child, url, dir, users, tls_ca }
     }
 
     /// What the server has logged so far (permission violations among it).
@@ -117,6 +189,7 @@ impl NatsServer {
     /// A client connected as `user` (of `start_with_users`).
     pub async fn client_as(&self, user: &str) -> async_nats::Client {
         async_nats::ConnectOptions::with_user_and_password(user.into(), nats_password(user))
+            .custom_inbox_prefix(format!("_INBOX.{user}"))
             .connect(&self.url)
             .await
             .unwrap_or_else(|err| panic!("connect to the test nats-server as {user}: {err}"))
@@ -127,7 +200,7 @@ impl NatsServer {
     pub fn restart(&mut self) {
         self.kill();
         let port = self.url.rsplit(':').next().expect("port in url").to_owned();
-        let (_, child) = spawn_nats(self.dir.path(), &port, self.users);
+        let (_, child) = spawn_nats(self.dir.path(), &port, self.users, self.tls_ca.is_some());
         self.child = child;
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err() {
@@ -149,6 +222,14 @@ impl NatsServer {
     pub async fn client(&self) -> async_nats::Client {
         if self.users {
             return self.client_as("admin").await;
+        }
+        if let Some(ca) = &self.tls_ca {
+            return async_nats::ConnectOptions::new()
+                .add_root_certificates(ca.clone())
+                .require_tls(true)
+                .connect(&self.url)
+                .await
+                .expect("connect to the test nats-server over TLS");
         }
         async_nats::connect(&self.url).await.expect("connect to the test nats-server")
     }
@@ -225,6 +306,9 @@ impl ServiceProcess {
         }
         if nats.users {
             command.env("FLEETWATCH_NATS__USER", name).env("FLEETWATCH_NATS__PASSWORD", nats_password(name));
+        }
+        if let Some(ca) = &nats.tls_ca {
+            command.env("FLEETWATCH_NATS__TLS_CA", ca).env("FLEETWATCH_NATS__TLS_REQUIRED", "true");
         }
         command.envs(env.iter().copied());
         let child = command

@@ -79,14 +79,20 @@ async fn every_service_works_with_only_its_own_nats_permissions() {
         .await;
     }
 
-    // The agent may not write the event stream, nor read it.
+    // The agent may not write the event stream, nor read it, nor read another's inbox
+    // (where the processor's replay of the stream is delivered).
     agent.publish("fleet.events.worker.00.forged", "{}".into()).await.expect("publish");
-    let mut peek = agent.subscribe("fleet.events.>").await.expect("subscribe is sent");
+    let _peek = agent.subscribe("fleet.events.>").await.expect("subscribe is sent");
+    let _inboxes = agent.subscribe("_INBOX.>").await.expect("subscribe is sent");
     agent.flush().await.expect("flush");
-    let log = wait_for("the server to refuse the agent twice", || async {
+    let log = wait_for("the server to refuse the agent three times", || async {
         let log = nats.log_text();
-        let publish = "Publish Violation - Subject \"fleet.events.worker.00.forged\"";
-        (log.contains(publish) && log.contains("Subscription Violation - Subject \"fleet.events.>\"")).then_some(log)
+        let refused = [
+            "Publish Violation - Subject \"fleet.events.worker.00.forged\"",
+            "Subscription Violation - Subject \"fleet.events.>\"",
+            "Subscription Violation - Subject \"_INBOX.>\"",
+        ];
+        refused.iter().all(|line| log.contains(line)).then_some(log)
     })
     .await;
     let violations: Vec<&str> = log.lines().filter(|line| line.contains("Violation")).collect();
@@ -101,8 +107,6 @@ async fn every_service_works_with_only_its_own_nats_permissions() {
         stream.get_last_raw_message_by_subject("fleet.events.worker.00.forged").await.is_err(),
         "nothing forged is stored"
     );
-    let seen = tokio::time::timeout(Duration::from_millis(300), futures::StreamExt::next(&mut peek)).await;
-    assert!(!matches!(seen, Ok(Some(_))), "the agent sees no event");
 }
 
 /// `fleetwatch-gateway --hash-password` on `password`.
@@ -173,6 +177,7 @@ async fn the_gateway_asks_who_you_are_and_lets_only_operators_change_things() {
             ("FLEETWATCH_GATEWAY__AUTH__TOKENS", &tokens),
             ("FLEETWATCH_GATEWAY__AUTH__METRICS_TOKEN_SHA256", &sha256_hex("scrape")),
             ("FLEETWATCH_GATEWAY__AUTH__LOGIN_RATE_PER_MIN", "6"),
+            ("FLEETWATCH_GATEWAY__AUTH__WRITE_RATE_PER_MIN", "40"),
         ],
     );
     let gateway = Gateway {
@@ -244,6 +249,12 @@ async fn the_gateway_asks_who_you_are_and_lets_only_operators_change_things() {
     let full = [(COOKIE.as_str(), cookie.as_str()), ("x-csrf-token", csrf.as_str())];
     let cross = [full[0], full[1], ("sec-fetch-site", "cross-site")];
     assert_eq!(gateway.send(Method::POST, "/api/silences", &cross, Some(silence.clone())).await.status(), 403);
+    let cross_socket = [full[0], ("sec-fetch-site", "cross-site")];
+    assert_eq!(
+        gateway.send(Method::GET, "/ws/metrics", &cross_socket, None).await.status(),
+        403,
+        "no cross-site WebSocket"
+    );
     let evil_origin = [full[0], full[1], ("origin", "http://evil.example")];
     assert_eq!(gateway.send(Method::POST, "/api/silences", &evil_origin, Some(silence.clone())).await.status(), 403);
     let made = gateway.send(Method::POST, "/api/silences", &full, Some(silence)).await;
@@ -272,19 +283,46 @@ async fn the_gateway_asks_who_you_are_and_lets_only_operators_change_things() {
     assert!(out.headers()[SET_COOKIE].to_str().expect("ascii").contains("Max-Age=0"));
 
     // Guessing passwords is slowed: six sign-ins a minute here, then 429 with a wait.
-    let limited = loop {
+    let mut limited = None;
+    for _ in 0..20 {
         let answer = gateway.login("ada", "guess", &[]).await;
         if answer.status() != 401 {
-            break answer;
+            limited = Some(answer);
+            break;
         }
-    };
+    }
+    let limited = limited.expect("a refusal within 20 sign-ins");
     assert_eq!(limited.status(), 429);
     assert!(limited.headers()["retry-after"].to_str().expect("ascii").parse::<u64>().expect("seconds") >= 1);
+
+    // A write's body is small; writes are limited per address (40 a minute here).
+    let big = json!({"level": "info", "title": "x".repeat(70 * 1024), "source": "security_test"});
+    assert_eq!(gateway.send(Method::POST, "/api/alerts", &bot, Some(big)).await.status(), 413);
+    let again = json!({"level": "info", "title": "again", "source": "security_test"});
+    let mut statuses = Vec::new();
+    for _ in 0..60 {
+        let status = gateway.send(Method::POST, "/api/alerts", &bot, Some(again.clone())).await.status();
+        statuses.push(status.as_u16());
+        if status == 429 {
+            break;
+        }
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
 }
 
 #[tokio::test]
 async fn open_ports_beyond_loopback_need_credentials_or_insecure() {
     let nats = NatsServer::start();
+    // Open on loopback, as just up has it: only for requests addressed to a loopback name.
+    let loopback = free_port();
+    let _local = ServiceProcess::start("gateway", &nats, &["--port", &loopback.to_string()]);
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{loopback}/api/session");
+    wait_for("the open gateway", || async { http.get(&url).send().await.ok() }).await;
+    let rebound = http.get(&url).header("host", "evil.example:8082").send().await.expect("answer");
+    assert_eq!(rebound.status(), 403, "a rebound DNS name is refused");
+    assert_eq!(http.get(&url).header("host", "localhost:8082").send().await.expect("answer").status(), 200);
+
     let mut refused = ServiceProcess::start("gateway", &nats, &["--host", "0.0.0.0", "--port", "0"]);
     let status = refused.exit_within(Duration::from_secs(30)).expect("it exits");
     assert!(!status.success());
@@ -297,6 +335,9 @@ async fn open_ports_beyond_loopback_need_credentials_or_insecure() {
         get_json(&format!("http://127.0.0.1:{port}/api/session")).await
     })
     .await;
+    let named =
+        http.get(format!("http://127.0.0.1:{port}/api/session")).header("host", "fleet.example:8082").send().await;
+    assert_eq!(named.expect("answer").status(), 200, "--insecure serves any name");
 
     let mut collector = ServiceProcess::start(
         "collector",
@@ -317,7 +358,7 @@ async fn the_collector_takes_pushes_only_with_its_token_and_within_its_rate() {
         "collector",
         &nats,
         &["--demo-workers", "0", "--http-port", &port.to_string()],
-        &[("FLEETWATCH_COLLECTOR__HTTP__TOKEN_SHA256", &digests), ("FLEETWATCH_COLLECTOR__HTTP__RATE_PER_MIN", "4")],
+        &[("FLEETWATCH_COLLECTOR__HTTP__TOKEN_SHA256", &digests), ("FLEETWATCH_COLLECTOR__HTTP__RATE_PER_MIN", "6")],
     );
     let http = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/ingest");
@@ -334,13 +375,44 @@ async fn the_collector_takes_pushes_only_with_its_token_and_within_its_rate() {
     // Both tokens of a rotation work.
     assert_eq!(push(Some("old-token")).await.expect("answer").status(), 202);
     assert_eq!(push(Some("new-token")).await.expect("answer").status(), 202);
-    let limited = loop {
+    let mut limited = None;
+    for _ in 0..10 {
         let answer = push(Some("new-token")).await.expect("answer");
         if answer.status() != 202 {
-            break answer;
+            limited = Some(answer);
+            break;
         }
-    };
+    }
+    let limited = limited.expect("a refusal within 10 pushes");
     assert_eq!(limited.status(), 429);
     assert!(limited.headers().contains_key("retry-after"));
     assert_eq!(reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.expect("answer").status(), 200);
+}
+
+#[tokio::test]
+async fn services_speak_tls_to_nats_and_refuse_a_server_they_cannot_verify() {
+    let nats = NatsServer::start_with_tls();
+    let port = free_port();
+    let _collector = ServiceProcess::start("collector", &nats, &["--demo-workers", "0", "--http-port", "0"]);
+    let _processor = ServiceProcess::start("processor", &nats, &["--tick-ms", "200"]);
+    let _gateway = ServiceProcess::start("gateway", &nats, &["--port", &port.to_string()]);
+    let client = nats.client().await;
+    assert_eq!(fleetwatch_tests::ingest(&client, &heartbeats(2)).await["accepted"], 2);
+    wait_for("the two workers on /api/status, over TLS all the way", || async {
+        let status = get_json(&format!("http://127.0.0.1:{port}/api/status")).await?;
+        (status["workers"]["total"] == 2).then_some(())
+    })
+    .await;
+
+    // Trusting the wrong certificate, a service cannot verify the server and does not start.
+    let wrong = nats.dir.path().join("server.pem");
+    let mut blind = ServiceProcess::start_with_env(
+        "alerter",
+        &nats,
+        &[],
+        &[("FLEETWATCH_NATS__TLS_CA", wrong.to_str().expect("utf-8")), ("FLEETWATCH_NATS__CONNECT_TIMEOUT_SECS", "2")],
+    );
+    let status = blind.exit_within(Duration::from_secs(30)).expect("it gives up");
+    assert!(!status.success());
+    assert!(blind.log_text().contains("connecting to nats"), "{}", blind.log_text());
 }

@@ -1,5 +1,5 @@
-//! Moving a running system to another version without losing anything: a snapshot that
-//! another version wrote is rebuilt by replay to the same state, and the archive's backup
+//! Moving a running system to another version without losing anything: the previous
+//! version's snapshot is read, one of another layout is rebuilt by replay to the same state, and the archive's backup
 //! and restore (README: Upgrading) end with every event exactly once.
 
 use fleetwatch_tests::{NatsServer, ServiceProcess, ingest, task_starts, wait_for, wait_for_archived};
@@ -27,7 +27,7 @@ async fn snapshot(store: &async_nats::jetstream::object_store::ObjectStore) -> O
 }
 
 #[tokio::test]
-async fn a_snapshot_another_version_wrote_is_rebuilt_by_replay_to_the_same_state() {
+async fn snapshots_of_the_previous_version_are_read_and_of_another_layout_rebuilt() {
     let nats = NatsServer::start();
     let client = nats.client().await;
     let mut collector = ServiceProcess::start("collector", &nats, &["--demo-workers", "0", "--http-port", "0"]);
@@ -55,21 +55,24 @@ async fn a_snapshot_another_version_wrote_is_rebuilt_by_replay_to_the_same_state
     assert_eq!(saved["layout"], 1, "this version writes layout 1");
     processor.kill();
 
-    // As the previous version wrote it: the same, with no layout. Then a newer version's.
-    for (layout, what) in [(None, "a snapshot from before layouts"), (Some(2), "a newer version's snapshot")] {
-        let mut old = saved.clone();
-        match layout {
-            None => old.as_object_mut().expect("a map").remove("layout"),
-            Some(layout) => old.as_object_mut().expect("a map").insert("layout".into(), json!(layout)),
-        };
-        let bytes = codec::encode(&old).expect("encode");
-        store.put("processor", &mut bytes.as_ref()).await.expect("put the old snapshot");
+    // As the previous version wrote it, with no layout: it is layout 1, and read.
+    let mut previous = saved.clone();
+    previous.as_object_mut().expect("a map").remove("layout");
+    let resumed = format!("from_seq={}", last_seq + 1);
+    // Then a newer version's (or an older, changed one): set aside, and rebuilt.
+    let mut newer = saved.clone();
+    newer.as_object_mut().expect("a map").insert("layout".into(), json!(2));
+    for (snapshot, what, replay) in
+        [(previous, "the previous version's", resumed.as_str()), (newer, "a newer layout's", "from_seq=1")]
+    {
+        let bytes = codec::encode(&snapshot).expect("encode");
+        store.put("processor", &mut bytes.as_ref()).await.expect("put the snapshot");
         let restarted = ServiceProcess::start("processor", &nats, &args);
         let after = caught_up_state(&client).await;
         let log = restarted.log_text();
-        assert!(log.contains("another version's layout"), "{what} is set aside:\n{log}");
-        assert!(log.contains("from_seq=1"), "{what}: the state is rebuilt from the start:\n{log}");
-        assert_eq!(after, before, "{what}: the same events give the same state");
+        assert!(log.contains(replay), "{what} snapshot: replayed {replay}:\n{log}");
+        assert_eq!(log.contains("another version's layout"), replay == "from_seq=1", "{what} snapshot:\n{log}");
+        assert_eq!(after, before, "{what} snapshot: the same events give the same state");
         drop(restarted);
     }
 }

@@ -88,6 +88,7 @@ pub fn router(publisher: Publisher, context: &Context, config: &HttpConfig) -> R
     };
     Router::new()
         .route("/ingest", post(ingest))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), admit))
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .with_state(state)
@@ -105,26 +106,11 @@ pub async fn serve(
     axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await.context("http ingest server")
 }
 
-async fn ingest(
-    State(state): State<Ingest>,
-    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    if !state.tokens.is_empty() {
-        let presented =
-            shared::access::bearer(headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()));
-        let known = presented
-            .is_some_and(|token| state.tokens.iter().any(|digest| shared::access::token_matches(token, digest)));
-        if !known {
-            state.refused.inc();
-            let mut response = error(StatusCode::UNAUTHORIZED, "push with Authorization: Bearer <token>", json!([]));
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
-            return response;
-        }
-    }
-    let client = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |axum::Extension(ConnectInfo(address))| address.ip());
-    if let Err(wait) = state.limiter.check(client) {
+/// Before the body is read: the client's push rate (every push counts, refused or not),
+/// then the token.
+async fn admit(State(state): State<Ingest>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(address)| address.ip());
+    if let Err(wait) = state.limiter.check(peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))) {
         state.refused.inc();
         let mut response =
             error(StatusCode::TOO_MANY_REQUESTS, "too many pushes from this address; wait and retry", json!([]));
@@ -133,6 +119,21 @@ async fn ingest(
         }
         return response;
     }
+    if !state.tokens.is_empty() {
+        let given = request.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
+        let known = shared::access::bearer(given)
+            .is_some_and(|token| state.tokens.iter().any(|digest| shared::access::token_matches(token, digest)));
+        if !known {
+            state.refused.inc();
+            let mut response = error(StatusCode::UNAUTHORIZED, "push with Authorization: Bearer <token>", json!([]));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            return response;
+        }
+    }
+    next.run(request).await
+}
+
+async fn ingest(State(state): State<Ingest>, headers: axum::http::HeaderMap, body: axum::body::Bytes) -> Response {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())

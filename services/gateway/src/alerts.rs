@@ -76,6 +76,9 @@ fn rejected(rejection: JsonRejection) -> Refused {
         JsonRejection::MissingJsonContentType(_) => {
             refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send JSON with Content-Type: application/json")
         }
+        too_large if too_large.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            refused(StatusCode::PAYLOAD_TOO_LARGE, "the body is larger than the 64 KiB a write may carry")
+        }
         other => refused(StatusCode::BAD_REQUEST, &other.body_text()),
     }
 }

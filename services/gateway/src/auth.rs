@@ -85,6 +85,9 @@ pub struct AuthConfig {
     pub write_rate_per_min: u32,
     /// Sign-in attempts each client address may make a minute. Default 10.
     pub login_rate_per_min: u32,
+    /// Reverse proxies in front of the gateway: behind one of these, the client is the last
+    /// address in `X-Forwarded-For` that is not a proxy (for the rate limits). Default none.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for AuthConfig {
@@ -98,6 +101,7 @@ impl Default for AuthConfig {
             metrics_token_sha256: None,
             write_rate_per_min: 120,
             login_rate_per_min: 10,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -113,14 +117,8 @@ impl std::fmt::Debug for AuthConfig {
             .field("metrics_token_sha256", &self.metrics_token_sha256.as_ref().map(|_| "<set>"))
             .field("write_rate_per_min", &self.write_rate_per_min)
             .field("login_rate_per_min", &self.login_rate_per_min)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
-    }
-}
-
-impl AuthConfig {
-    /// Whether anyone is asked who they are.
-    pub fn has_credentials(&self) -> bool {
-        !self.users.is_empty() || !self.tokens.is_empty()
     }
 }
 
@@ -165,6 +163,10 @@ pub struct Auth {
     pub metrics_token: Option<String>,
     pub writes: RateLimiter,
     pub logins: RateLimiter,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Serve any `Host` when nobody is asked (`--insecure`); else only loopback names, so a
+    /// web page cannot reach an open gateway through a rebound DNS name.
+    pub any_host: bool,
     /// Verified against when the name is unknown, so a wrong name costs what a wrong
     /// password does and timing tells nobody which names exist.
     decoy: String,
@@ -215,6 +217,8 @@ impl Auth {
             metrics_token: config.metrics_token_sha256.clone(),
             writes: RateLimiter::new(config.write_rate_per_min),
             logins: RateLimiter::new(config.login_rate_per_min.max(1)),
+            trusted_proxies: config.trusted_proxies.clone(),
+            any_host: false,
             decoy: hash_password("not a password of anyone's")?,
         })
     }

@@ -9,7 +9,9 @@
 //!   when it comes with the cookie, within the client's write rate.
 //!
 //! The WebSocket is a read, but is refused from other sites as writes are: a browser sends
-//! the cookie with it, and its answers are the fleet.
+//! the cookie with it, and its answers are the fleet. With nobody asked (no users or
+//! tokens) and no `--insecure`, only loopback host names are served: a web page that rebinds
+//! its own name to 127.0.0.1 would otherwise be "this site".
 
 use crate::api::error;
 use crate::auth::{Auth, Principal, Role, SESSION_COOKIE, Session, Via};
@@ -52,11 +54,38 @@ fn cross_site(headers: &HeaderMap) -> bool {
     origin.split_once("://").map(|(_, authority)| authority) != Some(host)
 }
 
-fn client(request: &Request) -> IpAddr {
-    request
+fn client(auth: &Auth, request: &Request) -> IpAddr {
+    let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(address)| address.ip())
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(address)| address.ip());
+    let forwarded = request.headers().get("x-forwarded-for").and_then(|value| value.to_str().ok());
+    shared::access::client_address(peer, forwarded, &auth.trusted_proxies)
+}
+
+/// Whether `Host` names this machine's loopback: `localhost`, `127.x.x.x`, `[::1]`, any port.
+fn loopback_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|value| value.to_str().ok()) else { return true };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Who the request comes from, and its session when it came with the cookie: the open
+/// principal when nobody is asked, else the bearer token's, else the session's.
+pub fn identify(auth: &Auth, headers: &HeaderMap) -> (Option<Principal>, Option<Session>) {
+    if !auth.required() {
+        return (Some(Auth::open_principal()), None);
+    }
+    if let Some(token) =
+        shared::access::bearer(headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()))
+    {
+        return (auth.token(token), None);
+    }
+    let session = session(auth, headers);
+    (session.as_ref().map(|session| session.principal.clone()), session)
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
@@ -88,12 +117,19 @@ pub async fn guard(State(auth): State<Arc<Auth>>, mut request: Request, next: Ne
     let path = request.uri().path().to_owned();
     let need = need(request.method(), &path);
     let headers = request.headers();
-    if (need == Need::Operator || path == "/ws/metrics" || path == "/api/login") && cross_site(headers) {
+    if !auth.required() && !auth.any_host && !loopback_host(headers) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "nobody signs in here, so only loopback host names are served: configure users (README: Security)",
+        );
+    }
+    let guarded = need == Need::Operator || matches!(path.as_str(), "/ws/metrics" | "/api/login" | "/api/logout");
+    if guarded && cross_site(headers) {
         return refuse(StatusCode::FORBIDDEN, "cross-site request refused: write from the dashboard's own pages");
     }
     if need == Need::Operator || path == "/api/login" {
         let limiter = if path == "/api/login" { &auth.logins } else { &auth.writes };
-        if let Err(wait) = limiter.check(client(&request)) {
+        if let Err(wait) = limiter.check(client(&auth, &request)) {
             let mut response =
                 refuse(StatusCode::TOO_MANY_REQUESTS, "too many writes from this address; wait and retry");
             let seconds = wait.as_secs().max(1).to_string();
@@ -116,14 +152,7 @@ pub async fn guard(State(auth): State<Arc<Auth>>, mut request: Request, next: Ne
         }
         Need::Viewer | Need::Operator => {}
     }
-    let (principal, session) = if !auth.required() {
-        (Some(Auth::open_principal()), None)
-    } else if let Some(token) = bearer {
-        (auth.token(token), None)
-    } else {
-        let session = session(&auth, headers);
-        (session.as_ref().map(|session| session.principal.clone()), session)
-    };
+    let (principal, session) = identify(&auth, headers);
     let Some(principal) = principal else {
         let page = request.method() == Method::GET && !path.starts_with("/api/") && !path.starts_with("/ws/");
         if page {
@@ -199,6 +228,21 @@ mod tests {
             ("host", "gw:8082"),
             ("x-forwarded-host", "fw.example")
         ])));
+    }
+
+    #[test]
+    fn loopback_hosts_are_told_apart_from_other_names() {
+        let host = |value: &'static str| {
+            let mut map = HeaderMap::new();
+            map.insert(header::HOST, HeaderValue::from_static(value));
+            map
+        };
+        for ok in ["localhost:8082", "127.0.0.1:8082", "127.0.0.1", "[::1]:8082", "LOCALHOST"] {
+            assert!(loopback_host(&host(ok)), "{ok}");
+        }
+        for refused in ["evil.example:8082", "10.0.0.5:8082", "[2001:db8::1]:8082", "localhost.evil.example"] {
+            assert!(!loopback_host(&host(refused)), "{refused}");
+        }
     }
 
     #[test]

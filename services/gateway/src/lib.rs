@@ -152,8 +152,10 @@ impl Service for Gateway {
 
     async fn connect(context: Context, config: GatewayConfig) -> anyhow::Result<Self> {
         config.check()?;
-        shared::access::check_exposure("the gateway", &config.host, config.auth.has_credentials(), config.insecure)?;
-        let auth = Arc::new(auth::Auth::new(&config.auth)?);
+        let mut auth = auth::Auth::new(&config.auth)?;
+        auth.any_host = config.insecure;
+        shared::access::check_exposure("the gateway", &config.host, auth.required(), config.insecure)?;
+        let auth = Arc::new(auth);
         if !auth.required() {
             warn!(
                 "gateway.auth has no users or tokens: everyone who reaches the gateway may read and change everything"

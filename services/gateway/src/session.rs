@@ -8,7 +8,7 @@
 
 use crate::api::{ErrorBody, error};
 use crate::auth::{Auth, Role, SESSION_COOKIE, Session, Via};
-use crate::guard::session;
+use crate::guard::identify;
 use crate::live::Live;
 use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -58,28 +58,21 @@ impl SessionInfo {
 /// Never refused: it says whether signing in is needed and, when signed in, as whom.
 #[utoipa::path(get, path = "/api/session", tag = "session", responses((status = 200, body = SessionInfo)))]
 async fn whoami(Extension(auth): Extension<Arc<Auth>>, headers: HeaderMap) -> Json<SessionInfo> {
-    let nobody =
-        SessionInfo { auth_required: true, user: None, role: None, via: None, csrf_token: None, expires_at: None };
-    if !auth.required() {
-        let open = Auth::open_principal();
-        return Json(SessionInfo {
-            auth_required: false,
-            user: Some(open.name),
-            role: Some(open.role),
-            via: Some(Via::Open),
-            ..nobody
-        });
-    }
-    let bearer = shared::access::bearer(headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()));
-    if let Some(principal) = bearer.and_then(|token| auth.token(token)) {
-        return Json(SessionInfo {
-            user: Some(principal.name),
-            role: Some(principal.role),
-            via: Some(Via::Token),
-            ..nobody
-        });
-    }
-    Json(session(&auth, &headers).map_or(nobody, |session| SessionInfo::of(&auth, &session)))
+    let nobody = SessionInfo {
+        auth_required: auth.required(),
+        user: None,
+        role: None,
+        via: None,
+        csrf_token: None,
+        expires_at: None,
+    };
+    Json(match identify(&auth, &headers) {
+        (_, Some(session)) => SessionInfo::of(&auth, &session),
+        (Some(principal), None) => {
+            SessionInfo { user: Some(principal.name), role: Some(principal.role), via: Some(principal.via), ..nobody }
+        }
+        (None, None) => nobody,
+    })
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -123,13 +116,8 @@ async fn login(
         return error(StatusCode::INTERNAL_SERVER_ERROR, "the new session did not verify");
     };
     tracing::info!(user = %user.name, "signed in");
-    let secure = auth.secure_cookie || forwarded_https(&headers);
     let max_age = (session.expires_at - shared::now_ms()) / 1000;
-    let set = format!(
-        "{SESSION_COOKIE}={cookie}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
-        if secure { "; Secure" } else { "" }
-    );
-    with_cookie(Json(SessionInfo::of(&auth, &session)).into_response(), &set)
+    with_cookie(Json(SessionInfo::of(&auth, &session)).into_response(), &auth, &headers, &cookie, max_age)
 }
 
 /// Sign out
@@ -137,12 +125,7 @@ async fn login(
 /// Clears the session cookie.
 #[utoipa::path(post, path = "/api/logout", tag = "session", responses((status = 204)))]
 async fn logout(headers: HeaderMap, Extension(auth): Extension<Arc<Auth>>) -> Response {
-    let secure = auth.secure_cookie || forwarded_https(&headers);
-    let set = format!(
-        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
-        if secure { "; Secure" } else { "" }
-    );
-    with_cookie(StatusCode::NO_CONTENT.into_response(), &set)
+    with_cookie(StatusCode::NO_CONTENT.into_response(), &auth, &headers, "", 0)
 }
 
 fn forwarded_https(headers: &HeaderMap) -> bool {
@@ -152,8 +135,11 @@ fn forwarded_https(headers: &HeaderMap) -> bool {
         .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
 }
 
-fn with_cookie(mut response: Response, cookie: &str) -> Response {
-    match HeaderValue::from_str(cookie) {
+/// `response` setting the session cookie to `value` for `max_age` seconds (0 clears it).
+fn with_cookie(mut response: Response, auth: &Auth, headers: &HeaderMap, value: &str, max_age: i64) -> Response {
+    let secure = if auth.secure_cookie || forwarded_https(headers) { "; Secure" } else { "" };
+    let cookie = format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
+    match HeaderValue::from_str(&cookie) {
         Ok(value) => {
             response.headers_mut().insert(header::SET_COOKIE, value);
             response

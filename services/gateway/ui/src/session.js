@@ -36,7 +36,17 @@ export function loginUrl(next = location.pathname + location.search) {
   return `/login?next=${encodeURIComponent(next)}`;
 }
 
-/** Only a path of this site, so a crafted link cannot send someone elsewhere after signing in. */
+/**
+ * Only a page of this site, so a crafted link cannot send someone elsewhere after signing
+ * in: the browser's own reading of it (which drops tabs and newlines, and takes `\` for `/`)
+ * must stay on this origin.
+ */
 export function safeNext(next) {
-  return typeof next === 'string' && next.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\') ? next : '/';
+  if (typeof next !== 'string' || !next.startsWith('/')) return '/';
+  try {
+    const url = new URL(next, location.origin);
+    return url.origin === location.origin ? url.pathname + url.search + url.hash : '/';
+  } catch {
+    return '/';
+  }
 }

@@ -111,12 +111,18 @@ describe('signing in', () => {
       assert.equal(await vic.page.locator('#action-resolve').isDisabled(), true);
       assert.equal(await vic.page.locator('#action-silence').isDisabled(), true);
       assert.match(await textOf(vic.page.locator('#detail-not-open')), /viewer/);
-      // Even a write made by hand from the page is refused by the gateway.
-      const status = await vic.page.evaluate(async (id) => {
-        const response = await fetch(`/api/alerts/${encodeURIComponent(id)}/resolve`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
-        return response.status;
+      // Even a write made by hand from the page, with the session's CSRF token, is refused.
+      const refused = await vic.page.evaluate(async (id) => {
+        const { csrf_token: token } = await (await fetch('/api/session')).json();
+        const response = await fetch(`/api/alerts/${encodeURIComponent(id)}/resolve`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-csrf-token': token },
+          body: '{}',
+        });
+        return { status: response.status, body: await response.json() };
       }, alert.alert_id);
-      assert.equal(status, 403);
+      assert.equal(refused.status, 403);
+      assert.match(refused.body.error, /vic is a viewer/);
     } finally {
       await vic.context.close();
     }
@@ -131,9 +137,15 @@ describe('signing in', () => {
       await waitFor('the sign-in form again', async () => (await page.locator('#login-form').count()) === 1);
       const status = await page.evaluate(async () => (await fetch('/api/status')).status);
       assert.equal(status, 401);
-      await page.goto(`${system.url}/login?next=//evil.example`);
-      await signIn(page, 'ada', 'lovelace');
-      await waitFor('the overview, not another site', async () => new URL(page.url()).pathname === '/' && new URL(page.url()).host === new URL(system.url).host);
+      // A crafted `next` cannot send anyone to another site after signing in.
+      for (const crafted of ['//evil.example', '/%09/evil.example', '/\\evil.example', 'https://evil.example/']) {
+        await page.goto(`${system.url}/login?next=${crafted}`);
+        await waitFor('the sign-in form', async () => (await page.locator('#login-form').count()) === 1);
+        await signIn(page, 'ada', 'lovelace');
+        await waitFor(`a page of this site after next=${crafted}`, async () => new URL(page.url()).host === new URL(system.url).host && !(await page.locator('#login-form').count()));
+        await page.click('#sign-out');
+        await waitFor('signed out', async () => (await page.locator('#login-form').count()) === 1);
+      }
       assert.deepEqual(problems, []);
     } finally {
       await context.close();
