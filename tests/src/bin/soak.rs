@@ -1,0 +1,235 @@
+//! `just soak`: a long run of the whole system as `just up` runs it (dev build, every service
+//! under deploy/supervise.sh) that kills each service with SIGKILL in turn and restarts
+//! nats-server along the way, then checks the archive against the stream.
+//!
+//! Phase 1: `--workers1` (1,000) demo workers for `--minutes1` (30). Between 10 % and 50 % of
+//! it each service is killed in turn, at 55 % nats-server is killed and started again.
+//! Phase 2: the collector is restarted with `--workers2` (10,000) for `--minutes2` (10).
+//! Then the collector stops, the archiver catches up, and the report gives:
+//! - events JetStream acknowledged (stored in FLEET_EVENTS), and of those the ones the
+//!   archive must hold (all but heartbeats, which it thins, and clock ticks);
+//! - archived, lost (acknowledged, never archived) and duplicated (archived twice): goal 0, 0;
+//! - each process's resident memory from 65 % of phase 1 (after the last kill) to its end,
+//!   and over phase 2 (goal: within 10 %);
+//! - whether the dashboard answered throughout.
+
+use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+use fleetwatch_tests::{NatsServer, ServiceProcess, free_port, kill_pid, procfs};
+use futures::StreamExt;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+const SERVICES: [&str; 5] = ["collector", "processor", "alerter", "archiver", "gateway"];
+/// What the archive keeps a row of, every one: all events but heartbeats and clock ticks.
+const ARCHIVED_SUBJECTS: [&str; 5] = [
+    "fleet.events.worker.>",
+    "fleet.events.task.>",
+    "fleet.events.system.>",
+    "fleet.events.service.>",
+    "fleet.events.control.>",
+];
+
+/// An envelope's id, the rest of it left undecoded.
+#[derive(serde::Deserialize)]
+struct EnvelopeId {
+    id: String,
+}
+
+struct Args {
+    workers1: usize,
+    minutes1: f64,
+    workers2: usize,
+    minutes2: f64,
+}
+
+fn parse() -> Args {
+    let mut parsed = Args { workers1: 1000, minutes1: 30.0, workers2: 10_000, minutes2: 10.0 };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value: f64 =
+            args.next().and_then(|value| value.parse().ok()).unwrap_or_else(|| panic!("{arg} needs a number"));
+        match arg.as_str() {
+            "--workers1" => parsed.workers1 = value as usize,
+            "--minutes1" => parsed.minutes1 = value,
+            "--workers2" => parsed.workers2 = value as usize,
+            "--minutes2" => parsed.minutes2 = value,
+            other => panic!("unknown argument {other}: --workers1 N --minutes1 M --workers2 N --minutes2 M"),
+        }
+    }
+    parsed
+}
+
+fn collector(nats: &NatsServer, workers: usize) -> ServiceProcess {
+    ServiceProcess::start_supervised("collector", nats, &["--demo-workers", &workers.to_string(), "--http-port", "0"])
+}
+
+/// Resident memory of nats-server and each service now, MiB.
+fn memory(nats: &NatsServer, services: &[ServiceProcess]) -> Vec<f64> {
+    std::iter::once(nats.pid())
+        .chain(services.iter().map(|service| service.service_pid().unwrap_or(0)))
+        .map(|pid| if pid == 0 { 0.0 } else { procfs::rss_mib(pid) })
+        .collect()
+}
+
+fn print_memory(title: &str, before: &[f64], after: &[f64]) -> bool {
+    println!("{title}");
+    println!("| process | RSS at the start | RSS at the end | change |");
+    println!("|---|---:|---:|---:|");
+    let mut within = true;
+    for (index, name) in std::iter::once("nats-server").chain(SERVICES).enumerate() {
+        let change = 100.0 * (after[index] - before[index]) / before[index].max(1.0);
+        within &= change.abs() <= 10.0;
+        println!("| {name} | {:.0} MiB | {:.0} MiB | {change:+.1}% |", before[index], after[index]);
+    }
+    within
+}
+
+/// Sleeps until `at`, meanwhile asking the dashboard every 2 s; returns how many asks failed.
+async fn watch_until(at: Instant, status_url: &str, asked: &mut u64) -> u64 {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
+    let mut failed = 0;
+    while Instant::now() < at {
+        *asked += 1;
+        let ok = matches!(http.get(status_url).send().await, Ok(response) if response.status().is_success());
+        if !ok {
+            failed += 1;
+        }
+        tokio::time::sleep(Duration::from_secs(2).min(at.saturating_duration_since(Instant::now()))).await;
+    }
+    failed
+}
+
+#[tokio::main]
+async fn main() {
+    let args = parse();
+    let mut nats = NatsServer::start();
+    let db = nats.dir.path().join("fleetwatch.duckdb");
+    let port = free_port();
+    let db_path = db.display().to_string();
+    let port_text = port.to_string();
+    let mut services: Vec<ServiceProcess> = vec![
+        collector(&nats, args.workers1),
+        ServiceProcess::start_supervised("processor", &nats, &[]),
+        ServiceProcess::start_supervised("alerter", &nats, &[]),
+        ServiceProcess::start_supervised("archiver", &nats, &["--db-path", &db_path]),
+        ServiceProcess::start_supervised("gateway", &nats, &["--port", &port_text]),
+    ];
+    let status_url = format!("http://127.0.0.1:{port}/api/status");
+    let started = Instant::now();
+    let at = |fraction: f64, minutes: f64, from: Instant| from + Duration::from_secs_f64(60.0 * minutes * fraction);
+    let (mut asked, mut failed) = (0u64, 0u64);
+    eprintln!(
+        "soak: {} workers for {} min, then {} for {} min; store in {}",
+        args.workers1,
+        args.minutes1,
+        args.workers2,
+        args.minutes2,
+        nats.dir.path().display()
+    );
+
+    // Phase 1, with the kills.
+    for (turn, service) in services.iter().enumerate() {
+        failed += watch_until(at(0.1 + 0.1 * turn as f64, args.minutes1, started), &status_url, &mut asked).await;
+        let pid = service.service_pid().expect("running");
+        eprintln!("soak: {:>6.1} min: SIGKILL {} ({pid})", started.elapsed().as_secs_f64() / 60.0, service.name);
+        kill_pid(pid);
+    }
+    failed += watch_until(at(0.55, args.minutes1, started), &status_url, &mut asked).await;
+    eprintln!("soak: {:>6.1} min: nats-server killed and started again", started.elapsed().as_secs_f64() / 60.0);
+    nats.restart();
+    failed += watch_until(at(0.65, args.minutes1, started), &status_url, &mut asked).await;
+    let phase1_start = memory(&nats, &services);
+    failed += watch_until(at(1.0, args.minutes1, started), &status_url, &mut asked).await;
+    let phase1_end = memory(&nats, &services);
+
+    // Phase 2: the bigger fleet.
+    let first_collector_restarts = services[0].log_text().matches("supervise:").count();
+    assert!(services[0].stop(), "the collector stops cleanly");
+    services[0] = collector(&nats, args.workers2);
+    let phase2 = Instant::now();
+    failed += watch_until(at(0.2, args.minutes2, phase2), &status_url, &mut asked).await;
+    let phase2_start = memory(&nats, &services);
+    failed += watch_until(at(1.0, args.minutes2, phase2), &status_url, &mut asked).await;
+    let phase2_end = memory(&nats, &services);
+    let restarts: Vec<String> = services
+        .iter()
+        .map(|service| service.log_text().matches("supervise:").count())
+        .enumerate()
+        .map(|(index, count)| {
+            format!("{} {}", SERVICES[index], count + if index == 0 { first_collector_restarts } else { 0 })
+        })
+        .collect();
+
+    // The end: no more events; the archiver catches up.
+    assert!(services[0].stop(), "the collector stops cleanly");
+    let client = nats.client().await;
+    let js = async_nats::jetstream::new(client.clone());
+    let stream = js.get_stream("FLEET_EVENTS").await.expect("stream");
+    let last = stream.get_info().await.expect("info").state.last_sequence;
+    let deadline = Instant::now() + Duration::from_secs(1200);
+    loop {
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+            js.get_consumer_from_stream("archiver", "FLEET_EVENTS").await.expect("the archiver's consumer");
+        if consumer.info().await.expect("info").ack_floor.stream_sequence >= last {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the archiver did not catch up within 20 minutes");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let caught_up = started.elapsed();
+    for service in &mut services[1..] {
+        assert!(service.stop(), "{} stops cleanly", service.name);
+    }
+
+    // What JetStream acknowledged that the archive must hold, by id.
+    let state = stream.get_info().await.expect("info").state;
+    let ordered = stream
+        .create_consumer(OrderedConfig {
+            filter_subjects: ARCHIVED_SUBJECTS.iter().map(|subject| (*subject).to_owned()).collect(),
+            deliver_policy: DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .expect("a reader of the stream");
+    let expected_count = ordered.cached_info().num_pending;
+    let mut messages = ordered.messages().await.expect("messages");
+    let mut acknowledged = HashSet::with_capacity(expected_count as usize);
+    while (acknowledged.len() as u64) < expected_count {
+        let message = messages.next().await.expect("more messages").expect("a message");
+        let envelope: EnvelopeId = shared::codec::decode(&message.payload).expect("an envelope");
+        acknowledged.insert(envelope.id);
+    }
+    let connection = duckdb::Connection::open(&db).expect("open the archive");
+    let (rows, distinct): (i64, i64) = connection
+        .query_row("SELECT count(*), count(DISTINCT id) FROM events", [], |row| Ok((row.get(0)?, row.get(1)?)))
+        .expect("count");
+    let mut statement = connection.prepare("SELECT DISTINCT id FROM events").expect("query");
+    let archived: HashSet<String> =
+        statement.query_map([], |row| row.get::<_, String>(0)).expect("ids").map(|id| id.expect("id")).collect();
+    let lost = acknowledged.iter().filter(|id| !archived.contains(*id)).count();
+
+    println!(
+        "soak: {} workers for {} min, then {} for {} min; dev build as `just up` runs it; {}-core machine",
+        args.workers1,
+        args.minutes1,
+        args.workers2,
+        args.minutes2,
+        procfs::cores()
+    );
+    println!("  events acknowledged by JetStream: {} (FLEET_EVENTS, every kind)", state.messages);
+    println!("  of those the archive must hold (all but heartbeats and clock ticks): {}", acknowledged.len());
+    println!("  archived rows: {rows} ({distinct} distinct ids; heartbeats it kept among them)");
+    println!("  lost (acknowledged, not archived): {lost} (goal 0)");
+    println!("  duplicated (archived more than once): {} (goal 0)", rows - distinct);
+    println!("  restarts the supervisor logged: {}", restarts.join(", "));
+    println!("  the dashboard answered {} of {asked} asks (every 2 s)", asked - failed);
+    println!("  the archive caught up {:.1} min after the start", caught_up.as_secs_f64() / 60.0);
+    let within1 = print_memory("  memory, phase 1 from 65 % (after the kills) to its end:", &phase1_start, &phase1_end);
+    let within2 = print_memory("  memory, phase 2 from 20 % to its end:", &phase2_start, &phase2_end);
+    println!(
+        "  every process within 10 %: phase 1 {}, phase 2 {}",
+        if within1 { "yes" } else { "no" },
+        if within2 { "yes" } else { "no" }
+    );
+    drop(services);
+}
