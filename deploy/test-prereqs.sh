@@ -11,6 +11,8 @@ found "${ALERTMANAGER:-prometheus-alertmanager}" || missing+=(prometheus-alertma
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 # The NATS TLS test makes its certificates with it.
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# The systemd units are checked with systemd-analyze.
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test: the tests need ${missing[*]}; install with:" >&2
   echo "  sudo apt-get install -y ${missing[*]}" >&2
