@@ -250,7 +250,8 @@ export function mount(root, app) {
     const wait = Math.max(300, 1000 - (Date.now() - lastPoll));
     soonTimer = setTimeout(() => {
       soonTimer = null;
-      refresh.now();
+      // Paused since it was armed: a paused page redraws only when asked.
+      if (currentRate().value !== 'paused') refresh.now();
     }, wait);
   };
 
