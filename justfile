@@ -17,10 +17,14 @@ default:
 tools:
     deploy/tools.sh
 
+# Also what only the tests use: Python duckdb and schemathesis.
+test-tools:
+    deploy/tools.sh --test
+
 # (The gateway's build.rs bundles the dashboard, services/gateway/ui, with npm and embeds it.)
-# Build every service.
+# Build the five services (the tests' benchmarks and the soak build in their own recipes).
 build: tools
-    cargo build --workspace --bins
+    cargo build --workspace --bins --exclude fleetwatch-tests
 
 # Bundle the dashboard alone into services/gateway/ui/dist (cargo does it when ui/ changed).
 ui:
@@ -36,7 +40,7 @@ up *args: build
 # cargo-nextest when installed (one summary line for the whole run), else cargo test; then
 # the dashboard's browser tests (ui-test).
 # Run every test: unit tests and end-to-end tests against a real nats-server and DuckDB.
-test: test-prereqs build && ui-test
+test: test-prereqs test-tools build && ui-test
     if cargo nextest --version >/dev/null 2>&1; then \
         cargo nextest run --workspace --no-fail-fast; \
     else \
@@ -82,6 +86,7 @@ bench *ladder: build
 # nats-server restarted along the way; reports events acknowledged, archived, lost and
 # duplicated, and each process's memory.
 soak *args: build
+    cargo build -p fleetwatch-tests --bin soak
     FLEETWATCH_BIN_DIR="$CARGO_TARGET_DIR/debug" FLEETWATCH_NATS__EVENTS_MAX_MIB=24576 \
         FLEETWATCH_NATS__METRICS_MAX_MIB=2048 "$CARGO_TARGET_DIR/debug/soak" {{args}}
 

