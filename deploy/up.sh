@@ -12,6 +12,8 @@
 #   --no-alerts         the alerter raises none
 #   --db-path PATH      the archiver's DuckDB file (default var/fleetwatch.duckdb)
 #   --debug             every service logs at debug level
+#   --cluster           three nats-servers routed to each other (4222-4224, routes on
+#                       6222-6224, stores var/nats/n0..n2); every stream three replicas
 set -euo pipefail
 bin="${1:?the directory of the built binaries}"
 shift
@@ -21,10 +23,12 @@ collector=()
 alerter=()
 db_path=var/fleetwatch.duckdb
 common=()
+servers=1
 usage() {
   echo "up: $1" >&2
   echo "usage: just up [WORKERS] [--host H] [--port P] [--theme light|dark] [--refresh S] [--output-dir D]" >&2
   echo "               [--browser] [--real-time] [--insecure] [--coordinator URL] [--no-alerts] [--db-path PATH] [--debug]" >&2
+  echo "               [--cluster]" >&2
   exit 2
 }
 while [ $# -gt 0 ]; do
@@ -45,6 +49,7 @@ while [ $# -gt 0 ]; do
       db_path="$2"
       shift ;;
     --debug) common+=(--debug) ;;
+    --cluster) servers=3 ;;
     *) usage "unknown option $1" ;;
   esac
   shift
@@ -54,38 +59,59 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 mkdir -p var/log var/nats
 nats_port="${FLEETWATCH_NATS_PORT:-4222}"
-nats_url="nats://127.0.0.1:$nats_port"
+urls=() routes=()
+for ((i = 0; i < servers; i++)); do
+  urls+=("nats://127.0.0.1:$((nats_port + i))")
+  routes+=("nats://127.0.0.1:$((6222 + i))")
+  if (exec 3<>"/dev/tcp/127.0.0.1/$((nats_port + i))") 2>/dev/null; then
+    echo "up: port $((nats_port + i)) is taken; stop what runs there (or set FLEETWATCH_NATS_PORT)" >&2
+    exit 1
+  fi
+done
+nats_url=$(IFS=,; echo "${urls[*]}")
 
-if (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null; then
-  echo "up: port $nats_port is taken; stop what runs there (or set FLEETWATCH_NATS_PORT)" >&2
-  exit 1
-fi
-
-pids=()
+nats_pids=() pids=()
 stop() {
   trap - INT TERM EXIT
   echo; echo "up: stopping"
   # Services first (they drain and save snapshots), nats-server last.
-  for pid in "${pids[@]:1}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]:1}"; do wait "$pid" 2>/dev/null || true; done
-  kill -TERM "${pids[0]}" 2>/dev/null || true
-  wait "${pids[0]}" 2>/dev/null || true
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  for pid in "${nats_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${nats_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   echo "up: stopped"
   exit 0
 }
 trap stop INT TERM EXIT
 
-# Its own session: a ctrl-c in the terminal reaches the services, and the server stays up
-# until they have drained and saved their snapshots (stop() ends it last).
+# Each in its own session: a ctrl-c in the terminal reaches the services, and the servers
+# stay up until they have drained and saved their snapshots (stop() ends them last).
 # GOMEMLIMIT: the Go runtime otherwise lets the heap grow to twice what is live before it
 # collects, so the server's memory climbs for minutes under load before it levels off.
-GOMEMLIMIT="${FLEETWATCH_NATS_MEMORY_LIMIT:-768MiB}" \
-  setsid nats-server -js -sd var/nats -a 127.0.0.1 -p "$nats_port" >var/log/nats-server.log 2>&1 &
-pids+=($!)
+for ((i = 0; i < servers; i++)); do
+  args=(-js -a 127.0.0.1 -p "$((nats_port + i))")
+  if [ "$servers" -eq 1 ]; then
+    args+=(-sd var/nats) log=var/log/nats-server.log
+  else
+    args+=(-sd "var/nats/n$i" -n "n$i" --cluster_name fleetwatch --cluster "${routes[$i]}")
+    args+=(--routes "$(IFS=,; echo "${routes[*]}")") log="var/log/nats-server-$i.log"
+  fi
+  GOMEMLIMIT="${FLEETWATCH_NATS_MEMORY_LIMIT:-768MiB}" setsid nats-server "${args[@]}" >"$log" 2>&1 &
+  nats_pids+=($!)
+done
 for _ in $(seq 100); do
   (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break
   sleep 0.1
 done
+# A cluster creates streams only once it has elected its JetStream leader; every stream and
+# bucket then has a replica on each server.
+if [ "$servers" -gt 1 ]; then
+  export FLEETWATCH_NATS__REPLICAS=3
+  for _ in $(seq 150); do
+    grep -q "JetStream cluster new metadata leader\|Self is new JetStream cluster metadata leader" var/log/nats-server-*.log && break
+    sleep 0.2
+  done
+fi
 
 common+=(--nats-url "$nats_url")
 # Each service under deploy/supervise.sh: one that dies is started again (with backoff,
@@ -108,6 +134,7 @@ for ((i = 0; i < ${#gateway[@]}; i++)); do
 done
 echo "up: nats-server on $nats_url, a demo fleet of $workers workers"
 echo "up: dashboard on http://localhost:$port  (logs in var/log/, ctrl-c stops)"
-# The services restart on their own; without nats-server nothing works, so its end ends all.
-wait "${pids[0]}" || true
-echo "up: nats-server stopped; see var/log/nats-server.log" >&2
+# The services restart on their own; without nats-server nothing works, so its end ends all
+# (in a cluster, the end of all three).
+wait "${nats_pids[@]}" || true
+echo "up: nats-server stopped; see var/log/nats-server*.log" >&2

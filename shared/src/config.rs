@@ -63,6 +63,10 @@ pub struct NatsConfig {
     pub metrics_max_age_hours: u64,
     /// Size cap of FLEET_METRICS, MiB. Default 2048.
     pub metrics_max_mib: i64,
+    /// How many JetStream servers keep each stream, bucket and object store this service
+    /// creates: 1, or 3 on a three-node cluster (any two then hold every acknowledged
+    /// message). Default 1.
+    pub replicas: usize,
 }
 
 impl Default for NatsConfig {
@@ -84,6 +88,7 @@ impl Default for NatsConfig {
             events_max_mib: 24 * 1024,
             metrics_max_age_hours: 6,
             metrics_max_mib: 2048,
+            replicas: 1,
         }
     }
 }
@@ -140,6 +145,7 @@ pub struct CommonConfig {
     pub nats: NatsConfig,
     pub log: LogConfig,
     pub fleet: FleetConfig,
+    pub probe: crate::probe::ProbeConfig,
 }
 
 /// Flags every service takes.
@@ -163,6 +169,12 @@ pub struct CommonArgs {
     /// Debug logging, the same as --log-level debug
     #[arg(long)]
     pub debug: bool,
+    /// Serve /healthz and /readyz on this host:port [default: none]
+    #[arg(long)]
+    pub probe_listen: Option<String>,
+    /// Read the configuration (file, environment, flags), say what is wrong with it, and exit
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 /// Values given on the command line, as dotted keys (`gateway.port`).
@@ -193,12 +205,14 @@ where
         .set("nats.url", args.nats_url.clone())
         .set("nats.prefix", args.prefix.clone())
         .set("log.format", args.log_format)
-        .set("log.level", args.log_level.clone().or(args.debug.then(|| "debug".to_owned())));
+        .set("log.level", args.log_level.clone().or(args.debug.then(|| "debug".to_owned())))
+        .set("probe.listen", args.probe_listen.clone());
 
     let mut figment = Figment::new()
         .merge(Serialized::default("nats", NatsConfig::default()))
         .merge(Serialized::default("log", LogConfig::default()))
         .merge(Serialized::default("fleet", FleetConfig::default()))
+        .merge(Serialized::default("probe", crate::probe::ProbeConfig::default()))
         .merge(Serialized::default(section, S::default()));
     figment = match &args.config {
         Some(path) => figment.merge(Toml::file_exact(path)),
@@ -212,6 +226,7 @@ where
         nats: figment.extract_inner("nats")?,
         log: figment.extract_inner("log")?,
         fleet: figment.extract_inner("fleet")?,
+        probe: figment.extract_inner("probe")?,
     };
     let own = figment.extract_inner(section)?;
     Ok((common, own))

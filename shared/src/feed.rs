@@ -33,7 +33,7 @@ impl EventFeed {
         service: &'static str,
     ) -> anyhow::Result<(Self, T)> {
         let stream = Stream::Events.ensure(&context.jetstream, &context.subjects, &context.nats).await?;
-        let snapshots = Snapshots::open(&context.jetstream, &context.subjects, service).await?;
+        let snapshots = Snapshots::open(&context.jetstream, &context.subjects, context.nats.replicas, service).await?;
         let (last_seq, state) = match snapshots.load::<T>().await? {
             Some(snapshot) => (snapshot.seq, snapshot.state),
             None => (0, T::default()),
@@ -110,6 +110,31 @@ impl EventFeed {
     pub async fn checkpoint<T: Serialize + Layout>(&mut self, state: &T) {
         if let Err(err) = self.save(state).await {
             warn!(error = format!("{err:#}"), "snapshot not saved");
+        }
+    }
+
+    /// The snapshot at a clean stop, tried for a few seconds (a NATS cluster electing a new
+    /// leader refuses writes meanwhile), then given up with a warning: the last periodic
+    /// snapshot stands and the next start replays the rest, so nothing is lost either way.
+    pub async fn save_final<T: Serialize + Layout>(&mut self, state: &T) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let mut delay = std::time::Duration::from_millis(100);
+        loop {
+            match self.save(state).await {
+                Ok(()) => return,
+                Err(err) if std::time::Instant::now() + delay < deadline => {
+                    warn!(error = format!("{err:#}"), "final snapshot not saved yet, retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(1));
+                }
+                Err(err) => {
+                    warn!(
+                        error = format!("{err:#}"),
+                        "final snapshot not saved; the next start replays from the last one"
+                    );
+                    return;
+                }
+            }
         }
     }
 

@@ -3,8 +3,8 @@
 //! The contract (what travels on NATS) is [`subjects`], [`envelope`], [`event`],
 //! [`ingest`], [`metrics`], [`alert`], [`health`] and [`codec`]; [`fleet`] is how events fold
 //! into the fleet's state, shared by everyone who folds them. The plumbing (how a service
-//! starts, connects and stops) is [`config`], [`nats`], [`snapshot`], [`telemetry`] and
-//! [`service`]. Services never link each other; they share only this crate.
+//! starts, connects and stops) is [`config`], [`nats`], [`snapshot`], [`telemetry`], [`probe`]
+//! and [`service`]. Services never link each other; they share only this crate.
 
 pub mod access;
 pub mod alert;
@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod nats;
 pub mod paging;
+pub mod probe;
 pub mod query;
 pub mod service;
 pub mod silence;

@@ -35,7 +35,9 @@ pub async fn connect(config: &NatsConfig, service: &str) -> anyhow::Result<async
                 }
             });
         options = authenticate(options, config).await?;
-        match options.connect(config.url.as_str()).await {
+        // `nats://a:4222,nats://b:4222`: any of a cluster's servers will do to start with.
+        let servers: Vec<&str> = config.url.split(',').map(str::trim).filter(|url| !url.is_empty()).collect();
+        match options.connect(servers).await {
             Ok(client) => return Ok(client),
             Err(err) if tokio::time::Instant::now() + delay < deadline => {
                 warn!(url = %config.url, error = %err, "nats not reachable yet, retrying");
@@ -185,6 +187,7 @@ impl Stream {
             // MessagePack with field names compresses several times over: the same disk holds
             // that much longer a history (docs/CAPACITY.md has the figures).
             compression: Some(stream::Compression::S2),
+            num_replicas: nats.replicas,
             ..Default::default()
         }
     }
@@ -222,6 +225,9 @@ where
     Fut: std::future::Future<Output = Result<T, jetstream::context::CreateStreamError>>,
 {
     let wanted = config.max_bytes;
+    // A cluster busy electing leaders, or several services creating streams at once, may not
+    // answer in time: that is asked again, for as long as a first connection is tried.
+    let patience = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         match create(config.clone()).await {
             Ok(created) => {
@@ -241,6 +247,16 @@ where
                 return Ok(created);
             }
             Err(err) if lacks_storage(&err) && config.max_bytes / 2 >= MIN_STREAM_BYTES => config.max_bytes /= 2,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    jetstream::context::CreateStreamErrorKind::TimedOut
+                        | jetstream::context::CreateStreamErrorKind::JetStreamUnavailable
+                ) && tokio::time::Instant::now() < patience =>
+            {
+                warn!(stream = %config.name, error = %err, "JetStream did not answer in time, asking again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
             Err(err) => {
                 let (name, mib) = (config.name, config.max_bytes / MIB);
                 return Err(err).with_context(|| {
@@ -252,7 +268,11 @@ where
 }
 
 /// The key-value bucket of current derived state: one key a thing, last value only.
-pub async fn state_bucket(js: &jetstream::Context, subjects: &Subjects) -> anyhow::Result<jetstream::kv::Store> {
+pub async fn state_bucket(
+    js: &jetstream::Context,
+    subjects: &Subjects,
+    nats: &NatsConfig,
+) -> anyhow::Result<jetstream::kv::Store> {
     let bucket = subjects.state_bucket();
     if let Ok(store) = js.get_key_value(&bucket).await {
         return Ok(store);
@@ -262,6 +282,7 @@ pub async fn state_bucket(js: &jetstream::Context, subjects: &Subjects) -> anyho
         description: "fleetwatch: current fleet state, written by the processor and the alerter".into(),
         history: 1,
         storage: stream::StorageType::File,
+        num_replicas: nats.replicas,
         ..Default::default()
     })
     .await

@@ -4,6 +4,7 @@
 //! binary. `connect` does all fallible set-up (streams, consumers, ports), `run` only loops.
 
 use crate::config::{self, CommonArgs, CommonConfig, NatsConfig, Overrides};
+use crate::probe::{self, Readiness};
 use crate::subjects::Subjects;
 use crate::telemetry::{self, Registry};
 use anyhow::Context as _;
@@ -34,6 +35,12 @@ pub trait Service: Sized + Send + 'static {
     const NAME: &'static str;
     type Config: Serialize + DeserializeOwned + Default + Send + 'static;
 
+    /// What can be said of the configuration without connecting: run before `connect`, and
+    /// alone by `--check-config`.
+    fn check(_config: &Self::Config) -> anyhow::Result<()> {
+        Ok(())
+    }
+
     /// All fallible set-up; an error here stops the process with a message.
     fn connect(context: Context, config: Self::Config) -> impl Future<Output = anyhow::Result<Self>> + Send;
 
@@ -50,6 +57,18 @@ pub fn main<S: Service>(args: &CommonArgs, flags: Overrides) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.check_config {
+        return match S::check(&config) {
+            Ok(()) => {
+                println!("fleetwatch-{}: configuration ok", S::NAME);
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("fleetwatch-{}: configuration error: {err:#}", S::NAME);
+                ExitCode::from(2)
+            }
+        };
+    }
     telemetry::init(&common.log);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -84,6 +103,12 @@ pub async fn start<S: Service>(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let subjects = Subjects::new(&common.nats.prefix).context("invalid nats.prefix")?;
+    S::check(&config)?;
+    let readiness = Readiness::default();
+    let probes = match common.probe.listen.as_str() {
+        "" => None,
+        listen => Some(probe::serve(listen, readiness.clone(), shutdown.clone()).await?),
+    };
     let client = tokio::select! {
         client = crate::nats::connect(&common.nats, S::NAME) => client?,
         _ = shutdown.cancelled() => return Ok(()),
@@ -104,10 +129,14 @@ pub async fn start<S: Service>(
         shutdown.clone(),
     );
     let service = S::connect(context, config).await?;
+    readiness.ready(client.clone());
     info!(service = S::NAME, version = env!("CARGO_PKG_VERSION"), prefix = subjects.prefix(), "started");
     let result = service.run(shutdown.clone()).await;
     shutdown.cancel();
     let _ = health.await;
+    if let Some(probes) = probes {
+        let _ = probes.await;
+    }
     // Whatever was published reaches the server before the process goes.
     let _ = client.flush().await;
     info!(service = S::NAME, "stopped");

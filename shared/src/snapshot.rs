@@ -48,7 +48,12 @@ pub struct Snapshots {
 
 impl Snapshots {
     /// Opens (or creates) the snapshot bucket; `name` is the object, one per service.
-    pub async fn open(js: &jetstream::Context, subjects: &Subjects, name: &str) -> anyhow::Result<Self> {
+    pub async fn open(
+        js: &jetstream::Context,
+        subjects: &Subjects,
+        replicas: usize,
+        name: &str,
+    ) -> anyhow::Result<Self> {
         let bucket = subjects.snapshot_bucket();
         let store = match js.get_object_store(&bucket).await {
             Ok(store) => store,
@@ -57,6 +62,7 @@ impl Snapshots {
                     bucket: bucket.clone(),
                     description: Some("fleetwatch: service snapshots".into()),
                     storage: jetstream::stream::StorageType::File,
+                    num_replicas: replicas,
                     ..Default::default()
                 })
                 .await
@@ -68,10 +74,21 @@ impl Snapshots {
     /// The last snapshot, or `None` when there is none or it no longer decodes (the
     /// service then rebuilds from the whole stream, which is slower but right).
     pub async fn load<T: DeserializeOwned + Layout>(&self) -> anyhow::Result<Option<Snapshot<T>>> {
-        let mut object = match self.store.get(&self.name).await {
-            Ok(object) => object,
-            Err(err) if err.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(err).context("reading the snapshot"),
+        // On a cluster the bucket answers only once its replicas have formed (just after it is
+        // created, or while a new leader is elected): until then a read finds no responders.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut delay = std::time::Duration::from_millis(50);
+        let mut object = loop {
+            match self.store.get(&self.name).await {
+                Ok(object) => break object,
+                Err(err) if err.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
+                Err(err) if std::time::Instant::now() + delay < deadline => {
+                    warn!(error = %err, snapshot = %self.name, "the snapshot bucket does not answer yet, retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(1));
+                }
+                Err(err) => return Err(err).context("reading the snapshot"),
+            }
         };
         let mut bytes = Vec::new();
         object.read_to_end(&mut bytes).await.context("reading the snapshot")?;

@@ -70,13 +70,6 @@ async fn each_service_killed_in_turn_comes_back_and_nothing_is_lost_or_doubled()
     for service in &mut services {
         assert!(service.stop(), "{} stops cleanly under its supervisor:\n{}", service.name, service.log_text());
     }
-    let connection = duckdb::Connection::open(&db).expect("open the archive");
-    let (rows, ids): (i64, i64) = connection
-        .query_row(
-            "SELECT count(*), count(DISTINCT id) FROM events WHERE type = 'task_started' AND id LIKE 'e%'",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .expect("query");
+    let (rows, ids) = fleetwatch_tests::archived_task_starts(&db);
     assert_eq!((rows, ids), (sent as i64, sent as i64), "every acknowledged event once");
 }

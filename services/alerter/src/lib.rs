@@ -86,7 +86,7 @@ impl Service for Alerter {
             Compiled::new(config.rules.clone(), &config.custom, &context.fleet, config.custom_alert_ttl_secs)?;
         Stream::Alerts.apply(&context.jetstream, &context.subjects, &context.nats).await?;
         Stream::DeadLetter.ensure(&context.jetstream, &context.subjects, &context.nats).await?;
-        let bucket = nats::state_bucket(&context.jetstream, &context.subjects).await?;
+        let bucket = nats::state_bucket(&context.jetstream, &context.subjects, &context.nats).await?;
         let (feed, state) = EventFeed::open(&context, Self::NAME).await?;
         Ok(Self { context, config, compiled, feed, state, bucket })
     }
@@ -150,10 +150,10 @@ impl Service for Alerter {
             }
             published.add(fresh.len() as u64);
         }
-        let saved = feed.save(&state).await;
+        feed.save_final(&state).await;
         shutdown.cancel();
         let _ = sinks.await;
-        saved
+        Ok(())
     }
 }
 

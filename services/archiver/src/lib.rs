@@ -123,7 +123,7 @@ impl Service for Archiver {
             let name = which.config(&context.subjects, &context.nats).name;
             sources.push(Source { which, name, stream });
         }
-        let bucket = shared::nats::state_bucket(&context.jetstream, &context.subjects).await?;
+        let bucket = shared::nats::state_bucket(&context.jetstream, &context.subjects, &context.nats).await?;
         Ok(Self { context, config, bucket, sources })
     }
 

@@ -57,7 +57,8 @@ impl Default for HttpConfig {
     }
 }
 
-pub async fn bind(config: &HttpConfig) -> anyhow::Result<tokio::net::TcpListener> {
+/// Its tokens are digests, and it is open to other hosts only with a token or `insecure`.
+pub fn check(config: &HttpConfig) -> anyhow::Result<()> {
     for digest in &config.token_sha256 {
         shared::access::check_digest("collector.http.token_sha256", digest)?;
     }
@@ -66,7 +67,10 @@ pub async fn bind(config: &HttpConfig) -> anyhow::Result<tokio::net::TcpListener
         &config.host,
         !config.token_sha256.is_empty(),
         config.insecure,
-    )?;
+    )
+}
+
+pub async fn bind(config: &HttpConfig) -> anyhow::Result<tokio::net::TcpListener> {
     let address = format!("{}:{}", config.host, config.port);
     tokio::net::TcpListener::bind(&address).await.with_context(|| format!("binding http ingest on {address}"))
 }

@@ -53,6 +53,13 @@ impl Service for Collector {
     const NAME: &'static str = "collector";
     type Config = CollectorConfig;
 
+    fn check(config: &CollectorConfig) -> anyhow::Result<()> {
+        match config.http.enabled {
+            true => http::check(&config.http),
+            false => Ok(()),
+        }
+    }
+
     async fn connect(context: Context, config: CollectorConfig) -> anyhow::Result<Self> {
         Stream::Events.apply(&context.jetstream, &context.subjects, &context.nats).await?;
         Stream::DeadLetter.ensure(&context.jetstream, &context.subjects, &context.nats).await?;

@@ -150,11 +150,15 @@ impl Service for Gateway {
     const NAME: &'static str = "gateway";
     type Config = GatewayConfig;
 
-    async fn connect(context: Context, config: GatewayConfig) -> anyhow::Result<Self> {
+    fn check(config: &GatewayConfig) -> anyhow::Result<()> {
         config.check()?;
+        let auth = auth::Auth::new(&config.auth)?;
+        shared::access::check_exposure("the gateway", &config.host, auth.required(), config.insecure)
+    }
+
+    async fn connect(context: Context, config: GatewayConfig) -> anyhow::Result<Self> {
         let mut auth = auth::Auth::new(&config.auth)?;
         auth.any_host = config.insecure;
-        shared::access::check_exposure("the gateway", &config.host, auth.required(), config.insecure)?;
         let auth = Arc::new(auth);
         if !auth.required() {
             warn!(

@@ -203,7 +203,7 @@ impl Live {
     }
 
     async fn watch_state(&self, context: &Context, shutdown: &CancellationToken) -> anyhow::Result<()> {
-        let bucket = shared::nats::state_bucket(&context.jetstream, &context.subjects).await?;
+        let bucket = shared::nats::state_bucket(&context.jetstream, &context.subjects, &context.nats).await?;
         let keys = [state_keys::SYSTEM, state_keys::TASKS, state_keys::ALERTS_FIRING, state_keys::ALERTS_SILENCES];
         let mut entries = bucket.watch_many_with_history(keys).await?;
         loop {

@@ -59,11 +59,15 @@ impl Service for Processor {
     const NAME: &'static str = "processor";
     type Config = ProcessorConfig;
 
-    async fn connect(context: Context, config: ProcessorConfig) -> anyhow::Result<Self> {
+    fn check(config: &ProcessorConfig) -> anyhow::Result<()> {
         anyhow::ensure!(config.tick_ms >= 100, "processor.tick_ms must be at least 100, got {}", config.tick_ms);
+        Ok(())
+    }
+
+    async fn connect(context: Context, config: ProcessorConfig) -> anyhow::Result<Self> {
         Stream::Metrics.apply(&context.jetstream, &context.subjects, &context.nats).await?;
         Stream::DeadLetter.ensure(&context.jetstream, &context.subjects, &context.nats).await?;
-        let bucket = nats::state_bucket(&context.jetstream, &context.subjects).await?;
+        let bucket = nats::state_bucket(&context.jetstream, &context.subjects, &context.nats).await?;
         publish::purge_legacy_worker_keys(&bucket).await?;
         let (feed, mut state): (EventFeed, FleetState) = EventFeed::open(&context, Self::NAME).await?;
         if feed.last_seq == 0 {
@@ -119,7 +123,8 @@ impl Service for Processor {
             }
         }
         info!(seq = feed.last_seq, "saving the final snapshot");
-        feed.save(&state).await
+        feed.save_final(&state).await;
+        Ok(())
     }
 }
 

@@ -145,7 +145,7 @@ pub(crate) async fn run(
 ) -> anyhow::Result<()> {
     let retry = config.retry();
     let consumer = outbox::open(&context, CONSUMER, retry.ack_wait, MAX_BATCH).await?;
-    let bucket = shared::nats::state_bucket(&context.jetstream, &context.subjects).await?;
+    let bucket = shared::nats::state_bucket(&context.jetstream, &context.subjects, &context.nats).await?;
     let client = http::client(retry.timeout)?;
     let endpoint = format!("{}/api/v2/alerts", url.trim_end_matches('/'));
     let sink = Sink { context, config, endpoint, client, ended: Ended::default() };
