@@ -30,6 +30,12 @@ build: tools
 ui:
     cd services/gateway/ui && npm ci --no-audit --no-fund && npm run build
 
+# `just up`, on three nats-servers routed to each other (4222-4224, stores in var/nats/n0..n2):
+# every stream and bucket replicated three ways; any one server may die.
+# Run the system on a three-server NATS cluster.
+up-cluster *args: build
+    deploy/up.sh "$CARGO_TARGET_DIR/debug" --cluster {{args}}
+
 # `just up 1000 --theme light --port 8085`: a bare number is the demo fleet's size
 # (FLEETWATCH_DEMO_WORKERS, default 24); the monitoring guide's options go to the service
 # that owns each (deploy/up.sh lists them).
@@ -46,6 +52,12 @@ test: test-prereqs test-tools build && ui-test
     else \
         cargo test --workspace --no-fail-fast; \
     fi
+
+# The three-server NATS cluster test (tests/tests/cluster.rs, about 20 s a run), `just
+# test-cluster 5` for five runs in a row. Not yet in `just test`: it still fails one run in three.
+# Kill the server leading FLEET_EVENTS mid-run; check the archive.
+test-cluster runs="1": build
+    for _ in $(seq {{runs}}); do cargo nextest run -p fleetwatch-tests --run-ignored only -E 'binary(cluster)'; done
 
 # Stop at once, with the command that installs them, when the tests' Debian packages are missing.
 test-prereqs:

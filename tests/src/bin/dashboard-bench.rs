@@ -12,12 +12,11 @@
 //! - every list and view the API has: its size and the median time of 5 requests; the
 //!   largest named.
 
-use fleetwatch_tests::{NatsServer, ServiceProcess, free_port, wait_for};
+use fleetwatch_tests::{NatsServer, SERVICES, ServiceProcess, free_port, wait_for};
 use futures::StreamExt;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
-const SERVICES: [&str; 5] = ["collector", "processor", "alerter", "archiver", "gateway"];
 const CLIENTS: usize = 100;
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {

@@ -8,10 +8,8 @@
 //! process's resident memory at minute 2 and at the end; and how fast the archived streams
 //! fill, so how long the archiver may be down before anything is dropped.
 
-use fleetwatch_tests::{NatsServer, ServiceProcess, free_port, health_reports, procfs};
+use fleetwatch_tests::{NatsServer, SERVICES, ServiceProcess, free_port, health_reports, procfs};
 use std::time::{Duration, Instant};
-
-const SERVICES: [&str; 5] = ["collector", "processor", "alerter", "archiver", "gateway"];
 
 struct Reading {
     at: Instant,

@@ -14,12 +14,11 @@
 //! - whether the dashboard answered throughout.
 
 use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
-use fleetwatch_tests::{NatsServer, ServiceProcess, free_port, kill_pid, procfs};
+use fleetwatch_tests::{NatsServer, SERVICES, ServiceProcess, free_port, kill_pid, procfs};
 use futures::StreamExt;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-const SERVICES: [&str; 5] = ["collector", "processor", "alerter", "archiver", "gateway"];
 /// What the archive keeps a row of, every one: all events but heartbeats and clock ticks.
 const ARCHIVED_SUBJECTS: [&str; 5] = [
     "fleet.events.worker.>",
