@@ -185,7 +185,7 @@ impl Stream {
             discard: stream::DiscardPolicy::Old,
             duplicate_window: Duration::from_secs(120),
             // MessagePack with field names compresses several times over: the same disk holds
-            // that much longer a history (docs/CAPACITY.md has the figures).
+            // that much longer a history (docs/SCALING.md has the figures).
             compression: Some(stream::Compression::S2),
             num_replicas: nats.replicas,
             ..Default::default()
