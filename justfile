@@ -54,7 +54,7 @@ test: test-prereqs test-tools build && ui-test
     fi
 
 # The three-server NATS cluster test (tests/tests/cluster.rs, about 20 s a run), `just
-# test-cluster 5` for five runs in a row. Not yet in `just test`: it still fails one run in three.
+# test-cluster 5` for five runs in a row. Not yet in `just test` (tests/tests/cluster.rs says why).
 # Kill the server leading FLEET_EVENTS mid-run; check the archive.
 test-cluster runs="1": build
     for _ in $(seq {{runs}}); do cargo nextest run -p fleetwatch-tests --run-ignored only -E 'binary(cluster)'; done

@@ -187,7 +187,19 @@ impl Archiver {
                 _ => Shaper::Metrics,
             };
             // Made here, before anything runs, so the lag is reported from the first moment.
-            let reading = archive::reading(source, &store).await?;
+            // A cluster electing a leader may not answer in time: asked again, not fatal.
+            let reading = loop {
+                match archive::reading(source, &store).await {
+                    Ok(reading) => break reading,
+                    Err(err) => {
+                        warn!(stream = %source.name, error = format!("{err:#}"), "making the archive's consumer failed, retrying")
+                    }
+                }
+                tokio::select! {
+                    _ = active.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            };
             tasks.spawn(archive::archive(
                 reading,
                 shaper,
