@@ -336,7 +336,7 @@ impl Event {
             Self::Clock {} => subjects.clock_event(),
             _ if self.is_alert_control() => subjects.alert_control_event(),
             _ => match (self.task_id(), self.worker_id()) {
-                (Some(task_id), _) => subjects.task_event(task_id),
+                (Some(task_id), worker_id) => subjects.task_event(task_id, worker_id),
                 (None, Some(worker_id)) => subjects.worker_event(worker_id),
                 (None, None) => subjects.system_event("unknown"),
             },

@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 
 pub struct EventFeed {
     context: Context,
-    service: &'static str,
+    service: String,
     messages: async_nats::jetstream::consumer::pull::Ordered,
     snapshots: Snapshots,
     /// The last sequence handed out: what a snapshot taken now reflects.
@@ -31,6 +31,16 @@ impl EventFeed {
     pub async fn open<T: DeserializeOwned + Default + Layout>(
         context: &Context,
         service: &'static str,
+    ) -> anyhow::Result<(Self, T)> {
+        Self::open_filtered(context, service, Vec::new()).await
+    }
+
+    /// [`Self::open`] for the events matching `filters` (all for none), under its own
+    /// snapshot name (a fleet partition's, say).
+    pub async fn open_filtered<T: DeserializeOwned + Default + Layout>(
+        context: &Context,
+        service: &str,
+        filters: Vec<String>,
     ) -> anyhow::Result<(Self, T)> {
         let stream = Stream::Events.ensure(&context.jetstream, &context.subjects, &context.nats).await?;
         let snapshots = Snapshots::open(&context.jetstream, &context.subjects, context.nats.replicas, service).await?;
@@ -48,14 +58,16 @@ impl EventFeed {
                 "FLEET_EVENTS no longer holds these events (aged out): the state misses what they said"
             );
         }
-        let messages = nats::read_in_order(&stream, last_seq + 1).await?;
+        let messages = nats::read_in_order(&stream, last_seq + 1, filters).await?;
         let feed = Self {
             context: context.clone(),
-            service,
+            service: service.to_owned(),
             messages,
             snapshots,
             last_seq,
-            undecodable: context.counters.counter(&format!("{service}_events_undecodable_total")),
+            undecodable: context
+                .counters
+                .counter(&format!("{}_events_undecodable_total", service.split('-').next().unwrap_or(service))),
         };
         Ok((feed, state))
     }
@@ -91,7 +103,7 @@ impl EventFeed {
                     let dead_letter = nats::dead_letter(
                         &self.context.jetstream,
                         &self.context.subjects,
-                        self.service,
+                        &self.service,
                         &reason,
                         &message.subject,
                         message.payload.clone(),

@@ -486,6 +486,10 @@ pub struct WorkerMetricsBatch {
     /// Workers that left the live state this tick (listed in part 0).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retired: Vec<String>,
+    /// The fleet partition whose workers these are (0 when the fleet is not partitioned);
+    /// `complete`, `previous` and `parts` speak of that partition's workers only.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub partition: u32,
 }
 
 impl WorkerMetrics {
@@ -539,40 +543,57 @@ impl WorkerMetrics {
     }
 }
 
-/// The latest metrics of every worker, as a reader folds [`WorkerMetricsBatch`]es.
+/// The latest metrics of every worker, as a reader folds [`WorkerMetricsBatch`]es (from
+/// one processor, or from each partition's).
 #[derive(Debug, Clone, Default)]
 pub struct WorkerPicture {
     pub workers: std::collections::BTreeMap<String, WorkerMetrics>,
     /// The tick of the newest batch applied.
     pub time: i64,
+    /// Per partition: the tick of its newest batch, and the sample being gathered.
+    partitions: std::collections::BTreeMap<u32, PartitionPicture>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct PartitionPicture {
+    time: i64,
     /// A sample being gathered: its tick, the parts seen and the workers it carried.
     sample: Option<(i64, std::collections::BTreeSet<u32>, std::collections::BTreeSet<String>)>,
+    /// The workers its batches carried.
+    workers: std::collections::BTreeSet<String>,
 }
 
 impl WorkerPicture {
-    /// Folds one batch in. Batches older than the newest applied are ignored, except the
-    /// other parts of the same tick.
+    /// Folds one batch in. Batches older than the partition's newest applied are ignored,
+    /// except the other parts of the same tick.
     pub fn apply(&mut self, batch: WorkerMetricsBatch) {
-        if batch.time < self.time {
+        let partition = self.partitions.entry(batch.partition).or_default();
+        if batch.time < partition.time {
             return;
         }
-        self.time = batch.time;
+        partition.time = batch.time;
+        self.time = self.time.max(batch.time);
         for worker_id in &batch.retired {
             self.workers.remove(worker_id);
+            partition.workers.remove(worker_id);
         }
         if batch.complete {
-            let sample = match &mut self.sample {
+            let sample = match &mut partition.sample {
                 Some(sample) if sample.0 == batch.time => sample,
-                _ => self.sample.insert((batch.time, Default::default(), Default::default())),
+                _ => partition.sample.insert((batch.time, Default::default(), Default::default())),
             };
             sample.1.insert(batch.part);
             sample.2.extend(batch.workers.iter().map(|worker| worker.worker_id.clone()));
             if sample.1.len() as u32 >= batch.parts {
-                let (_, _, present) = self.sample.take().unwrap_or_default();
-                self.workers.retain(|worker_id, _| present.contains(worker_id));
+                let (_, _, present) = partition.sample.take().unwrap_or_default();
+                for gone in partition.workers.difference(&present) {
+                    self.workers.remove(gone);
+                }
+                partition.workers = present;
             }
         }
         for worker in batch.workers {
+            partition.workers.insert(worker.worker_id.clone());
             self.workers.insert(worker.worker_id.clone(), worker);
         }
     }

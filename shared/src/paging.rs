@@ -117,6 +117,31 @@ pub fn page<T>(
     Ok(Page { items, total, truncated, next_cursor })
 }
 
+/// The page that one holder of every row would give, from the pages that holders of
+/// disjoint parts of the rows gave for the same sort, order, cursor and limit (the fleet's
+/// partitions): each holds its first `limit` rows after the cursor, so the page's rows are
+/// among them. `key` is a row's sort value and id.
+pub fn merge<T>(pages: Vec<Page<T>>, key: impl Fn(&T) -> (SortValue, String), order: Order, limit: usize) -> Page<T> {
+    let total = pages.iter().map(|page| page.total).sum();
+    let cut = pages.iter().any(|page| page.truncated);
+    let mut rows: Vec<((SortValue, String), T)> =
+        pages.into_iter().flat_map(|page| page.items).map(|row| (key(&row), row)).collect();
+    rows.sort_by(|a, b| {
+        let ascending = a.0.0.compare(&b.0.0).then_with(|| a.0.1.cmp(&b.0.1));
+        match order {
+            Order::Asc => ascending,
+            Order::Desc => ascending.reverse(),
+        }
+    });
+    let truncated = cut || rows.len() > limit;
+    rows.truncate(limit);
+    let next_cursor = match truncated {
+        true => rows.last().and_then(|(key, _)| serde_json::to_string(key).ok()),
+        false => None,
+    };
+    Page { items: rows.into_iter().map(|(_, row)| row).collect(), total, truncated, next_cursor }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +170,35 @@ mod tests {
                 Order::Desc => vec!["e", "c", "b2", "b1", "a"],
             };
             assert_eq!(seen, expected);
+        }
+    }
+
+    #[test]
+    fn merged_pages_of_disjoint_holders_equal_one_holders_pages() {
+        let data: Vec<(f64, String)> = (0..23).map(|n| (f64::from(n % 5), format!("r{n:02}"))).collect();
+        let rows_of = |part: Option<usize>| -> Vec<(SortValue, &str, (f64, String))> {
+            data.iter()
+                .enumerate()
+                .filter(|(n, _)| part.is_none_or(|part| n % 3 == part))
+                .map(|(_, (value, id))| (SortValue::Number(*value), id.as_str(), (*value, id.clone())))
+                .collect()
+        };
+        for order in [Order::Asc, Order::Desc] {
+            let mut cursor: Option<String> = None;
+            let mut pages = 0;
+            loop {
+                let single = page(rows_of(None), order, cursor.as_deref(), 4).expect("page");
+                let parts =
+                    (0..3).map(|part| page(rows_of(Some(part)), order, cursor.as_deref(), 4).expect("page")).collect();
+                let merged = merge(parts, |(value, id)| (SortValue::Number(*value), id.clone()), order, 4);
+                assert_eq!(merged, single, "page {pages} {order:?}");
+                pages += 1;
+                match single.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            assert_eq!(pages, 6);
         }
     }
 

@@ -60,11 +60,17 @@ impl Subjects {
     pub fn heartbeat_event(&self, worker_id: &str) -> String {
         format!("{}.events.heartbeat.{:02}.{worker_id}", self.prefix, shard_of(worker_id))
     }
-    /// Task events: `<prefix>.events.task.<shard>`, by a hash of the task id. Not one subject
+    /// Task events: `<prefix>.events.task.<task shard>`, and `.<worker shard>` after it when
+    /// the event names a worker (so the worker's partition reads it too). Not one subject
     /// per task: the server indexes every distinct subject in memory for as long as the
     /// stream keeps it, and tasks are unbounded in number.
-    pub fn task_event(&self, task_id: &str) -> String {
-        format!("{}.events.task.{:02}", self.prefix, shard_of(task_id))
+    pub fn task_event(&self, task_id: &str, worker_id: Option<&str>) -> String {
+        match worker_id {
+            Some(worker_id) => {
+                format!("{}.events.task.{:02}.{:02}", self.prefix, shard_of(task_id), shard_of(worker_id))
+            }
+            None => format!("{}.events.task.{:02}", self.prefix, shard_of(task_id)),
+        }
     }
     /// Health reports the collector forwards: `<prefix>.events.service.<service>`.
     pub fn service_event(&self, service: &str) -> String {
@@ -96,9 +102,17 @@ impl Subjects {
     pub fn metrics_worker_changes(&self) -> String {
         format!("{}.metrics.workers.changes", self.prefix)
     }
-    /// Every `sample_secs`: part `part` of a sample of every live worker (stored).
-    pub fn metrics_worker_sample(&self, part: u32) -> String {
-        format!("{}.metrics.workers.sample.{part}", self.prefix)
+    /// Every `sample_secs`: part `part` of a sample of every live worker of a partition
+    /// (0 when the fleet is not partitioned), stored.
+    pub fn metrics_worker_sample(&self, partition: u32, part: u32) -> String {
+        format!("{}.metrics.workers.sample.{partition}.{part}", self.prefix)
+    }
+    /// Every tick: one fleet partition's mergeable summary (core NATS), for the fleet tier.
+    pub fn metrics_partition(&self, partition: u32) -> String {
+        format!("{}.metrics.partition.{partition}", self.prefix)
+    }
+    pub fn metrics_partitions(&self) -> String {
+        format!("{}.metrics.partition.*", self.prefix)
     }
     pub fn metrics_worker_samples(&self) -> String {
         format!("{}.metrics.workers.sample.>", self.prefix)
@@ -199,7 +213,11 @@ mod tests {
             subjects.heartbeat_event("gpu-01"),
             format!("fleet.events.heartbeat.{:02}.gpu-01", shard_of("gpu-01"))
         );
-        assert_eq!(subjects.task_event("t-9"), format!("fleet.events.task.{:02}", shard_of("t-9")));
+        assert_eq!(subjects.task_event("t-9", None), format!("fleet.events.task.{:02}", shard_of("t-9")));
+        assert_eq!(
+            subjects.task_event("t-9", Some("gpu-01")),
+            format!("fleet.events.task.{:02}.{:02}", shard_of("t-9"), shard_of("gpu-01"))
+        );
         assert_eq!(subjects.alert("warning", "worker_overloaded"), "fleet.alerts.warning.worker_overloaded");
         assert_eq!(subjects.events_stream(), "FLEET_EVENTS");
         assert_eq!(subjects.state_bucket(), "FLEET_STATE");

@@ -243,6 +243,7 @@ fn metrics_alerts_and_health_decode() {
         parts: 1,
         workers: vec![worker.clone()],
         retired: Vec::new(),
+        partition: 0,
     };
     check("metrics-workers-sample", envelope(&format!("workers-{TIME}-0"), "processor", sample));
     let changes = WorkerMetricsBatch {
@@ -253,6 +254,7 @@ fn metrics_alerts_and_health_decode() {
         parts: 1,
         workers: vec![WorkerMetrics { time: TIME + 1000, cpu_pct: 91.5, last_seen: TIME + 600, ..worker }],
         retired: vec!["cpu-003".into()],
+        partition: 0,
     };
     check("metrics-workers-changes", envelope(&format!("workers-{}-0", TIME + 1000), "processor", changes));
     let vision = GroupStats {
@@ -425,6 +427,60 @@ fn metrics_alerts_and_health_decode() {
                 value: 0.25,
             }],
         },
+    );
+}
+
+/// A fleet partition's summary (`<prefix>.metrics.partition.<i>`) and its workers' sample,
+/// from a few events folded into partition 1 of 2.
+#[test]
+fn partition_messages_decode() {
+    use shared::fleet::{FleetState, Limits, Partition};
+    let partition = Partition::new(1, 2).expect("a partition");
+    let ours = (0..).map(|n| format!("gpu-{n:02}")).find(|id| partition.owns(id)).expect("a worker");
+    let task = (0..).map(|n| format!("t-{n}")).find(|id| partition.owns(id)).expect("a task");
+    let capabilities = Capabilities {
+        hardware: HardwareKind::Cuda,
+        cpu_cores: 16,
+        memory_gb: 64.0,
+        gpu_model: Some("A100".into()),
+        gpu_memory_gb: Some(80.0),
+        slots: 2,
+        tags: Vec::new(),
+    };
+    let mut state = FleetState::partitioned(100, partition);
+    let events = [
+        Event::WorkerRegistered { worker_id: ours.clone(), capabilities },
+        Event::TaskQueued {
+            task_id: task.clone(),
+            model: "vit-large".into(),
+            family: ModelFamily::Vision,
+            priority: 5,
+            depends_on: Vec::new(),
+        },
+        Event::TaskAssigned { task_id: task.clone(), worker_id: ours.clone(), best_fit: Some(true) },
+        Event::TaskStarted { task_id: task.clone(), worker_id: ours.clone() },
+        Event::TaskCompleted { task_id: task, worker_id: ours.clone() },
+    ];
+    let mut finished = Vec::new();
+    for (n, event) in events.iter().enumerate() {
+        finished.extend(state.apply(TIME + n as i64 * 1500, event));
+    }
+    let limits =
+        Limits { lost_after_ms: 15_000, retire_after_ms: 600_000, overload_cpu_pct: 90.0, max_tasks_tracked: 100 };
+    let summary = state.summary(TIME + 8000, 42, &limits, finished);
+    check("metrics-partition", envelope_v2("0193a8f0-0000-7000-8000-000000000031", "processor", summary));
+    let worker = state.workers[&ours].metrics(&ours, TIME + 8000, &limits);
+    let sample = WorkerMetricsBatch {
+        time: TIME + 8000,
+        complete: true,
+        parts: 1,
+        workers: vec![worker],
+        partition: 1,
+        ..Default::default()
+    };
+    check(
+        "metrics-workers-sample-partition",
+        envelope_v2(&format!("workers-1-{}-0", TIME + 8000), "processor", sample),
     );
 }
 

@@ -8,9 +8,13 @@ use shared::{codec, now_ms};
 use std::collections::BTreeSet;
 
 async fn ingest(client: &async_nats::Client, events: &[Value]) {
+    ingest_under(client, "fleet", events).await;
+}
+
+async fn ingest_under(client: &async_nats::Client, prefix: &str, events: &[Value]) {
     let payload = bytes::Bytes::from(serde_json::to_vec(events).expect("json"));
     let reply = wait_for("the collector to answer", || async {
-        client.request("fleet.ingest.test", payload.clone()).await.ok()
+        client.request(format!("{prefix}.ingest.test"), payload.clone()).await.ok()
     })
     .await;
     let answer: Value = serde_json::from_slice(&reply.payload).expect("json");
@@ -173,7 +177,7 @@ async fn every_metric_is_on_the_bus_in_the_bucket_and_in_the_archive() {
         .await
         .expect("metrics for the system, tasks and each worker");
     assert!(subjects.contains("fleet.metrics.system"));
-    assert!(subjects.contains("fleet.metrics.workers.sample.0"), "the first tick is a sample: {subjects:?}");
+    assert!(subjects.contains("fleet.metrics.workers.sample.0.0"), "the first tick is a sample: {subjects:?}");
 
     let js = async_nats::jetstream::new(client.clone());
     let bucket = js.get_key_value("FLEET_STATE").await.expect("state bucket");
@@ -239,4 +243,124 @@ async fn an_undecodable_event_is_dead_lettered_and_the_processor_carries_on() {
     assert_eq!(letter.payload.as_ref(), b"\x93not an envelope", "the original bytes are kept");
     let reason = letter.headers.get("Fleetwatch-Reason").map(|value| value.to_string()).unwrap_or_default();
     assert!(reason.contains(&format!("seq {}:", garbage.sequence)) && reason.contains("malformed"), "{reason}");
+}
+
+/// A value with every float rounded to 1e-6 (sums taken in another order differ below
+/// that), and the keys that name a moment rather than the fleet left out.
+fn comparable(value: Value) -> Value {
+    match value {
+        Value::Number(number) if number.is_f64() => {
+            json!((number.as_f64().unwrap_or_default() * 1e6).round() / 1e6)
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(comparable).collect()),
+        Value::Object(fields) => fields
+            .into_iter()
+            .filter(|(key, _)| !["time", "events_seq", "finished"].contains(&key.as_str()))
+            .map(|(key, value)| (key, comparable(value)))
+            .collect(),
+        other => other,
+    }
+}
+
+/// The fleet's system and task metrics as the state bucket under `prefix` holds them.
+async fn fleet_metrics(js: &async_nats::jetstream::Context, prefix: &str) -> Option<Value> {
+    let bucket = js.get_key_value(format!("{}_STATE", prefix.to_uppercase())).await.ok()?;
+    let system: shared::Envelope<shared::metrics::SystemMetrics> =
+        codec::decode_envelope(&bucket.get("system").await.ok()??).ok()?;
+    let tasks: shared::Envelope<shared::metrics::TaskMetrics> =
+        codec::decode_envelope(&bucket.get("tasks").await.ok()??).ok()?;
+    let metrics = json!({"system": system.payload, "tasks": tasks.payload});
+    Some(comparable(metrics))
+}
+
+async fn state_of(client: &async_nats::Client, subject: String) -> Value {
+    let reply = wait_for("a state", || async { client.request(subject.clone(), bytes::Bytes::new()).await.ok() }).await;
+    let (_, state): (u64, Value) = codec::decode(&reply.payload).expect("a state");
+    state
+}
+
+/// Every page of the live tasks, five at a time, and their count per status.
+async fn live_tasks(client: &async_nats::Client, prefix: &str) -> Vec<Value> {
+    let subject = format!("{prefix}.query.processor.tasks");
+    let ask = |query: Value| {
+        let subject = subject.clone();
+        async move {
+            let reply =
+                client.request(subject, serde_json::to_vec(&query).expect("json").into()).await.expect("answer");
+            let mut answer: Value = serde_json::from_slice(&reply.payload).expect("json");
+            assert!(answer.get("error").is_none(), "{answer}");
+            answer.as_object_mut().map(|fields| fields.remove("time"));
+            answer.as_object_mut().map(|fields| fields.remove("events_seq"));
+            answer
+        }
+    };
+    let mut pages = vec![ask(json!({"group_by": "status"})).await];
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = ask(json!({"limit": 5, "sort": "priority", "order": "desc", "cursor": cursor})).await;
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+        pages.push(page);
+        if cursor.is_none() {
+            return pages;
+        }
+    }
+}
+
+/// Two partitions and their fleet tier beside one processor of the whole fleet, over the
+/// same events (one server, two subject prefixes): the fleet's metrics, each worker's state
+/// and the live tasks, page by page, are the same.
+#[tokio::test]
+async fn two_partitions_merged_equal_one_processor_over_the_same_events() {
+    let nats = NatsServer::start();
+    // Events half an hour old, and workers that stay connected: nothing the comparison
+    // reads changes while the two sides catch up.
+    let env = [("FLEETWATCH_FLEET__LOST_AFTER_SECS", "86400"), ("FLEETWATCH_FLEET__RETIRE_AFTER_SECS", "86400")];
+    let start = |name: &'static str, prefix: &str, extra: &[&str]| {
+        let args: Vec<&str> = ["--prefix", prefix].iter().chain(extra).copied().collect();
+        ServiceProcess::start_with_env(name, &nats, &args, &env)
+    };
+    let collector_args = ["--demo-workers", "0", "--http-port", "0"];
+    let _services = [
+        start("collector", "whole", &collector_args),
+        start("collector", "parted", &collector_args),
+        start("processor", "whole", &["--tick-ms", "200"]),
+        start("processor", "parted", &["--tick-ms", "200", "--partitions", "2", "--partition", "0"]),
+        start("processor", "parted", &["--tick-ms", "200", "--partitions", "2", "--partition", "1"]),
+        start("processor", "parted", &["--tick-ms", "200", "--partitions", "2"]),
+    ];
+    let client = nats.client().await;
+    let events = scripted_events(now_ms() - 30 * 60_000);
+    ingest_under(&client, "whole", &events).await;
+    ingest_under(&client, "parted", &events).await;
+
+    // What each side says: the fleet's metrics, and every worker's folded state (from the
+    // one processor, and from whichever partition holds it).
+    let js = async_nats::jetstream::new(client.clone());
+    let sides = || async {
+        let whole_state = state_of(&client, "whole.query.processor.state".into()).await;
+        let mut parted_workers = serde_json::Map::new();
+        for index in 0..2 {
+            let part = state_of(&client, format!("parted.query.processor.part.{index}.state")).await;
+            let own = part["workers"].as_object().cloned().unwrap_or_default();
+            assert!(own.keys().all(|id| !parted_workers.contains_key(id)), "a worker in two partitions");
+            parted_workers.extend(own);
+        }
+        let whole = json!({"fleet": fleet_metrics(&js, "whole").await, "workers": whole_state["workers"]});
+        let parted = json!({"fleet": fleet_metrics(&js, "parted").await, "workers": parted_workers});
+        (whole, parted)
+    };
+    let deadline = std::time::Instant::now() + fleetwatch_tests::DEADLINE;
+    let (whole, parted) = loop {
+        let (whole, parted) = sides().await;
+        let folded = whole["fleet"]["system"]["tasks"]["completed"] == 42;
+        if (folded && whole == parted) || std::time::Instant::now() > deadline {
+            break (whole, parted);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(parted["fleet"], whole["fleet"], "the merged partitions' fleet metrics against one processor's");
+    assert_eq!(parted["workers"], whole["workers"], "each worker as its partition folds it, against one processor");
+    assert_eq!(whole["fleet"]["system"]["workers"]["total"], 4);
+    assert!(whole["fleet"]["system"]["queue_time_ms"]["count"].as_u64() > Some(40), "{whole}");
+    assert_eq!(live_tasks(&client, "parted").await, live_tasks(&client, "whole").await);
 }

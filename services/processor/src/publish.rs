@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::Serialize;
-use shared::fleet::{FleetState, Limits};
-use shared::metrics::{FinishedTask, WorkerMetrics, WorkerMetricsBatch};
+use shared::fleet::{FleetState, FleetSummary, Limits};
+use shared::metrics::{WorkerMetrics, WorkerMetricsBatch};
 use shared::nats::state_keys;
 use shared::service::Context;
 use shared::{Envelope, codec, nats};
@@ -48,24 +48,25 @@ impl Publisher {
         }
     }
 
+    /// One tick: the fleet's metrics from `fleet` (a processor that folds the whole fleet,
+    /// or the fleet tier), and the per-worker metrics of `workers`' state (a processor that
+    /// folds, the whole fleet or a partition), with the workers retired this tick.
     pub async fn tick(
         &mut self,
-        state: &FleetState,
+        fleet: Option<&FleetSummary>,
+        workers: Option<(&FleetState, &[String])>,
         now: i64,
-        seq: u64,
-        finished: Vec<FinishedTask>,
-        retired: &[String],
         limits: &Limits,
     ) -> anyhow::Result<()> {
-        let subjects = self.context.subjects.clone();
-        let system = state.system_metrics(now, seq, limits);
-        // The acknowledgements are awaited after the worker batches are out: readers of those
-        // (one worker's page) wait for nothing but the tick itself.
-        let system_stored = self.send(subjects.metrics_system(), now, &system).await?;
-        if self.worker_metrics {
+        if let (Some((state, retired)), true) = (workers, self.worker_metrics) {
+            // Out first: readers of these (one worker's page) wait for nothing but the tick.
             self.workers(state, now, retired, limits).await?;
         }
-        let tasks = state.task_metrics(now, finished, limits);
+        let Some(fleet) = fleet else { return Ok(()) };
+        let subjects = self.context.subjects.clone();
+        let system = fleet.system_metrics();
+        let system_stored = self.send(subjects.metrics_system(), now, &system).await?;
+        let tasks = fleet.task_metrics(limits.max_tasks_tracked);
         let tasks_stored = self.send(subjects.metrics_tasks(), now, &tasks).await?;
         system_stored.await.context("storing system metrics")?;
         tasks_stored.await.context("storing task metrics")?;
@@ -84,6 +85,14 @@ impl Publisher {
             self.put(state_keys::TASKS, now, &tasks).await?;
             self.stored_tasks = Some(tasks);
         }
+        Ok(())
+    }
+
+    /// A partition's summary for the fleet tier (core NATS: the next tick sends another).
+    pub async fn summary(&self, partition: u32, now: i64, summary: &FleetSummary) -> anyhow::Result<()> {
+        let payload = codec::encode(&Envelope::new(now, "processor", summary))?;
+        let subject = self.context.subjects.metrics_partition(partition);
+        self.context.client.publish(subject, payload).await.context("publishing the partition summary")?;
         Ok(())
     }
 
@@ -107,12 +116,13 @@ impl Publisher {
         for worker_id in retired {
             self.told.remove(worker_id);
         }
-        let parts = encode_parts(now, self.previous, sample, &batch_workers, retired)?;
+        let partition = state.partition.index;
+        let parts = encode_parts(partition, now, self.previous, sample, &batch_workers, retired)?;
         if sample {
             // Stored, acknowledged and with derived ids: a resend is a duplicate.
             let mut acks = Vec::with_capacity(parts.len());
             for (part, (id, payload)) in parts.into_iter().enumerate() {
-                let subject = self.context.subjects.metrics_worker_sample(part as u32);
+                let subject = self.context.subjects.metrics_worker_sample(partition, part as u32);
                 acks.push(nats::publish_bytes(&self.context.jetstream, subject, &id, payload).await?);
             }
             for ack in acks {
@@ -150,8 +160,9 @@ impl Publisher {
 }
 
 /// The tick's batch as envelopes of at most [`MAX_BYTES`] each, with their ids:
-/// `workers-<time>-<part>`.
+/// `workers-<time>-<part>`, or `workers-<partition>-<time>-<part>` for a partition's.
 fn encode_parts(
+    partition: u32,
     time: i64,
     previous: i64,
     complete: bool,
@@ -173,8 +184,12 @@ fn encode_parts(
                 parts,
                 workers: chunk.to_vec(),
                 retired: if part == 0 { retired.to_vec() } else { Vec::new() },
+                partition,
             };
-            let id = format!("workers-{time}-{part}");
+            let id = match partition {
+                0 => format!("workers-{time}-{part}"),
+                _ => format!("workers-{partition}-{time}-{part}"),
+            };
             let payload = codec::encode(&Envelope::with_id(id.clone(), time, "processor", &batch))?;
             encoded.push((id, payload));
         }
@@ -238,7 +253,7 @@ mod tests {
     #[test]
     fn a_large_fleet_is_split_under_the_size_bound_and_reassembles() {
         let workers: Vec<WorkerMetrics> = (0..10_000).map(|id| worker(id, 50.0)).collect();
-        let parts = encode_parts(10_000, 9_000, true, &workers, &[]).expect("encodes");
+        let parts = encode_parts(0, 10_000, 9_000, true, &workers, &[]).expect("encodes");
         assert!(parts.len() >= 10_000 / WORKERS_PER_PART, "{} parts", parts.len());
         assert!(parts.iter().all(|(_, payload)| payload.len() <= MAX_BYTES));
         let mut picture = WorkerPicture::default();
@@ -254,13 +269,13 @@ mod tests {
     fn changes_carry_only_what_changed_and_retirements() {
         let mut picture = WorkerPicture::default();
         let all: Vec<WorkerMetrics> = (0..3).map(|id| worker(id, 50.0)).collect();
-        for batch in decode(&encode_parts(1_000, 0, true, &all, &[]).expect("encodes")) {
+        for batch in decode(&encode_parts(0, 1_000, 0, true, &all, &[]).expect("encodes")) {
             picture.apply(batch);
         }
         let moved = worker(1, 90.0);
         assert!(moved.differs_from(&all[1]));
         assert!(!WorkerMetrics { time: 5, uptime_secs: 9.0, ..all[1].clone() }.differs_from(&all[1]));
-        for batch in decode(&encode_parts(2_000, 1_000, false, &[moved], &["w-00002".into()]).expect("encodes")) {
+        for batch in decode(&encode_parts(0, 2_000, 1_000, false, &[moved], &["w-00002".into()]).expect("encodes")) {
             picture.apply(batch);
         }
         assert_eq!(picture.workers.len(), 2);

@@ -30,19 +30,98 @@ fn selected(state: &FleetState, query: &TaskQuery, task_id: &str, task: &TaskSta
         && (!query.blocked || task.depends_on.iter().any(|id| state.tasks.contains_key(id.as_str())))
 }
 
-fn sort_value(sort: TaskSort, task: &TaskState) -> SortValue {
-    match sort {
-        TaskSort::CreatedAt => SortValue::Number(task.created_at as f64),
-        TaskSort::QueuedAt => SortValue::Number(task.queued_at as f64),
-        // Not started sorts first (ascending).
-        TaskSort::StartedAt => SortValue::Number(task.started_at.map_or(-1.0, |started| started as f64)),
-        TaskSort::Priority => SortValue::Number(f64::from(task.priority)),
-        TaskSort::Model => task.model.as_str().into(),
-        TaskSort::WorkerId => task.worker_id.as_deref().unwrap_or_default().into(),
-        TaskSort::Status => live_status(task.status).as_str().into(),
-        // Rows tie on the id already: no text to copy per task.
-        TaskSort::TaskId => SortValue::Number(0.0),
+/// What a task sorts by: the fields `TaskSort` names, whether read off the state or off a
+/// partition's answer.
+struct SortFields<'a> {
+    created_at: i64,
+    queued_at: i64,
+    started_at: Option<i64>,
+    priority: u8,
+    model: &'a str,
+    worker_id: Option<&'a str>,
+    status: LiveStatus,
+}
+
+impl SortFields<'_> {
+    fn value(&self, sort: TaskSort) -> SortValue {
+        match sort {
+            TaskSort::CreatedAt => SortValue::Number(self.created_at as f64),
+            TaskSort::QueuedAt => SortValue::Number(self.queued_at as f64),
+            // Not started sorts first (ascending).
+            TaskSort::StartedAt => SortValue::Number(self.started_at.map_or(-1.0, |started| started as f64)),
+            TaskSort::Priority => SortValue::Number(f64::from(self.priority)),
+            TaskSort::Model => self.model.into(),
+            TaskSort::WorkerId => self.worker_id.unwrap_or_default().into(),
+            TaskSort::Status => self.status.as_str().into(),
+            // Rows tie on the id already: no text to copy per task.
+            TaskSort::TaskId => SortValue::Number(0.0),
+        }
     }
+}
+
+fn sort_value(sort: TaskSort, task: &TaskState) -> SortValue {
+    SortFields {
+        created_at: task.created_at,
+        queued_at: task.queued_at,
+        started_at: task.started_at,
+        priority: task.priority,
+        model: &task.model,
+        worker_id: task.worker_id.as_deref(),
+        status: live_status(task.status),
+    }
+    .value(sort)
+}
+
+fn live_sort_value(sort: TaskSort, task: &LiveTask) -> SortValue {
+    SortFields {
+        created_at: task.created_at,
+        queued_at: task.queued_at,
+        started_at: task.started_at,
+        priority: task.priority,
+        model: &task.model,
+        worker_id: task.worker_id.as_deref(),
+        status: task.status,
+    }
+    .value(sort)
+}
+
+/// The query each partition is asked when the fleet tier answers `query`: the same, but
+/// every group (a partition's groups are summed with the others' before the cut).
+pub fn partition_query(query: &TaskQuery) -> TaskQuery {
+    match query.group_by {
+        Some(_) => TaskQuery { limit: Some(paging::MAX_LIMIT), ..query.clone() },
+        None => query.clone(),
+    }
+}
+
+/// The answer one processor holding every partition's tasks would give, from the
+/// partitions' answers to [`partition_query`]. Exact, except that a grouping with more than
+/// `paging::MAX_LIMIT` values in one partition counts only its largest.
+pub fn merge(query: &TaskQuery, answers: Vec<TaskAnswer>, now: i64) -> Result<TaskAnswer, String> {
+    let limit = paging::limit(query.limit).map_err(|err| err.to_string())?;
+    let events_seq = answers.iter().map(|answer| answer.events_seq).max().unwrap_or_default();
+    if query.group_by.is_some() {
+        let mut groups: BTreeMap<String, TaskGroup> = BTreeMap::new();
+        for group in answers.into_iter().flat_map(|answer| answer.groups.unwrap_or_default()) {
+            let mine = groups
+                .entry(group.key.clone())
+                .or_insert_with(|| TaskGroup { key: group.key.clone(), ..TaskGroup::default() });
+            mine.queued += group.queued;
+            mine.assigned += group.assigned;
+            mine.running += group.running;
+            mine.failed += group.failed;
+            mine.total += group.total;
+        }
+        let mut groups: Vec<TaskGroup> = groups.into_values().collect();
+        groups.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.key.cmp(&b.key)));
+        let total = groups.len() as u64;
+        groups.truncate(limit);
+        let page = paging::Page { items: Vec::new(), total, truncated: total > limit as u64, next_cursor: None };
+        return Ok(TaskAnswer { time: now, events_seq, page, groups: Some(groups) });
+    }
+    let pages = answers.into_iter().map(|answer| answer.page).collect();
+    let key = |task: &LiveTask| (live_sort_value(query.sort, task), task.task_id.clone());
+    Ok(TaskAnswer { time: now, events_seq, page: paging::merge(pages, key, query.order, limit), groups: None })
 }
 
 fn live_task(state: &FleetState, task_id: &str, task: &TaskState) -> LiveTask {

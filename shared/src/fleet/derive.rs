@@ -1,24 +1,17 @@
 //! The metrics derived from the fleet's state at a tick: what `fleet.metrics.system`,
 //! `fleet.metrics.worker.<id>` and `fleet.metrics.tasks` carry. Formulas: docs/METRICS.md.
 
-use super::state::{FleetState, Limits, Pair, TaskStatus, WorkerState};
+use super::state::{FleetState, Limits, Pair, WorkerState};
+use super::summary::FleetSummary;
 use crate::event::{HardwareKind, ModelFamily};
 use crate::metrics::{
     ActionStats, Compatibility, ErrorCount, FaultCounts, FaultTolerance, FinishedTask, GroupStats, PairRate, Rate,
-    Summary, SystemMetrics, TaskCounts, TaskMetrics, Truncated, Utilisation, WorkerCounts, WorkerMetrics, WorkerStatus,
+    SystemMetrics, TaskMetrics, Truncated, Utilisation, WorkerMetrics, WorkerStatus,
 };
 use std::collections::BTreeMap;
 
 /// Error texts listed in the failure patterns.
 const TOP_ERRORS: usize = 20;
-
-/// Share of `true` in `values`; 1 before any.
-fn share_of_true<'a>(values: impl ExactSizeIterator<Item = &'a bool>) -> f64 {
-    match values.len() {
-        0 => 1.0,
-        count => values.filter(|value| **value).count() as f64 / count as f64,
-    }
-}
 
 impl WorkerState {
     pub fn metrics(&self, worker_id: &str, now: i64, limits: &Limits) -> WorkerMetrics {
@@ -58,66 +51,36 @@ impl WorkerState {
 }
 
 impl FleetState {
+    /// The fleet's metrics at `now` from this state alone (a single processor, a history
+    /// replay); a partitioned fleet derives them from its merged [`FleetSummary`].
     pub fn system_metrics(&self, now: i64, events_seq: u64, limits: &Limits) -> SystemMetrics {
-        let mut workers = WorkerCounts::default();
-        let (mut cpu, mut memory, mut gpu, mut gpu_workers) = (0.0, 0.0, 0.0, 0u64);
-        let (mut network, mut network_workers) = (0.0, 0u64);
-        for worker in self.workers.values() {
-            workers.total += 1;
-            match worker.status(now, limits) {
-                WorkerStatus::Idle => workers.idle += 1,
-                WorkerStatus::Busy => workers.busy += 1,
-                WorkerStatus::Overloaded => workers.overloaded += 1,
-                WorkerStatus::Disconnected => {
-                    workers.disconnected += 1;
-                    continue;
-                }
-            }
-            cpu += f64::from(worker.cpu_pct);
-            memory += f64::from(worker.memory_pct);
-            // Over the workers whose network use is known, as for GPUs.
-            if let Some(network_pct) = worker.network_pct {
-                network += f64::from(network_pct);
-                network_workers += 1;
-            }
-            if let Some(gpu_pct) = worker.gpu_pct {
-                gpu += f64::from(gpu_pct);
-                gpu_workers += 1;
-            }
-        }
-        workers.active = workers.busy + workers.overloaded;
-        let connected = (workers.total - workers.disconnected).max(1) as f64;
+        self.summary(now, events_seq, limits, Vec::new()).system_metrics()
+    }
 
-        let mut tasks = TaskCounts {
-            completed: self.totals.completed,
-            failed: self.totals.failed,
-            cancelled: self.totals.cancelled,
-            retried: self.totals.retried,
-            ..TaskCounts::default()
-        };
-        for task in self.tasks.values() {
-            match task.status {
-                TaskStatus::Queued => tasks.queued += 1,
-                TaskStatus::Assigned => tasks.assigned += 1,
-                TaskStatus::Running => tasks.running += 1,
-                TaskStatus::Failed => {}
-            }
-        }
+    pub fn task_metrics(&self, now: i64, finished_since_tick: Vec<FinishedTask>, limits: &Limits) -> TaskMetrics {
+        self.summary(now, 0, limits, finished_since_tick).task_metrics(limits.max_tasks_tracked)
+    }
+}
+
+impl FleetSummary {
+    pub fn system_metrics(&self) -> SystemMetrics {
+        let connected = (self.workers.total - self.workers.disconnected).max(1) as f64;
+        let load = &self.load;
         SystemMetrics {
-            time: now,
-            workers,
-            tasks,
-            throughput_per_min: self.recent.completions.recent(now) as f64,
-            queue_time_ms: Summary::of(self.recent.queue_ms.iter().copied()),
-            processing_time_ms: Summary::of(self.recent.processing_ms.iter().copied()),
-            scheduling_efficiency: share_of_true(self.recent.best_fit.iter()),
+            time: self.time,
+            workers: self.workers.clone(),
+            tasks: self.tasks.clone(),
+            throughput_per_min: self.completions_per_min as f64,
+            queue_time_ms: self.queue_ms.summary(),
+            processing_time_ms: self.processing_ms.summary(),
+            scheduling_efficiency: self.best_fit.ratio(),
             utilisation: Utilisation {
-                cpu: cpu / connected,
-                gpu: if gpu_workers == 0 { 0.0 } else { gpu / gpu_workers as f64 },
-                memory: memory / connected,
-                network: network / network_workers.max(1) as f64,
+                cpu: load.cpu / connected,
+                gpu: if load.gpu_workers == 0 { 0.0 } else { load.gpu / load.gpu_workers as f64 },
+                memory: load.memory / connected,
+                network: load.network / load.network_workers.max(1) as f64,
             },
-            events_seq,
+            events_seq: self.events_seq,
             faults: self.fault_counts(),
             components: self.components.clone(),
         }
@@ -137,51 +100,24 @@ impl FleetState {
         }
     }
 
-    pub fn task_metrics(&self, now: i64, finished_since_tick: Vec<FinishedTask>, limits: &Limits) -> TaskMetrics {
-        // Live counts per (kind, name) group, from the live set (never truncated); no text is
-        // copied per task (this runs over every live task each tick).
-        let mut live: BTreeMap<(&str, &str), (u64, u64)> = BTreeMap::new();
-        for task in self.tasks.values() {
-            let keys = [
-                Some(("model", task.model.as_str())),
-                task.family.map(|family| ("family", family.as_str())),
-                task.hardware.map(|hardware| ("hardware", hardware.as_str())),
-            ];
-            for key in keys.into_iter().flatten() {
-                let entry = live.entry(key).or_default();
-                match task.status {
-                    TaskStatus::Queued | TaskStatus::Assigned => entry.0 += 1,
-                    TaskStatus::Running => entry.1 += 1,
-                    TaskStatus::Failed => {}
-                }
-            }
-        }
-        let mut keys: Vec<(&str, &str)> = self
-            .groups
-            .keys()
-            .map(|key| key.split_once(':').unwrap_or(("model", key)))
-            .chain(live.keys().copied())
-            .collect();
-        keys.sort();
-        keys.dedup();
-        let empty = super::state::Group::default();
+    /// The task metrics, listing at most `max_finished` of the tasks finished since the last.
+    pub fn task_metrics(&self, max_finished: usize) -> TaskMetrics {
         let (mut by_family, mut by_model, mut by_hardware) = (Vec::new(), Vec::new(), Vec::new());
-        for (kind, name) in keys {
-            let group = self.groups.get(&format!("{kind}:{name}")).unwrap_or(&empty);
-            let (queued, running) = live.get(&(kind, name)).copied().unwrap_or_default();
+        for (key, group) in &self.groups {
+            let (kind, name) = key.split_once(':').unwrap_or(("model", key));
             let finished = group.completed + group.failed;
             let stats = GroupStats {
                 key: name.to_owned(),
-                queued,
-                running,
+                queued: group.queued,
+                running: group.running,
                 completed: group.completed,
                 failed: group.failed,
-                throughput_per_min: group.completions.recent(now) as f64,
+                throughput_per_min: group.completions_per_min as f64,
                 success_rate: if finished == 0 { 1.0 } else { group.completed as f64 / finished as f64 },
-                duration_ms: Summary::of(group.durations.iter().copied()),
+                duration_ms: group.durations.summary(),
                 family: group.family,
-                queue_time_ms: Summary::of(group.queue_ms.iter().copied()),
-                best_fit_ratio: share_of_true(group.best_fit.iter()),
+                queue_time_ms: group.queue_ms.summary(),
+                best_fit_ratio: group.best_fit.ratio(),
             };
             match kind {
                 "family" => by_family.push(stats),
@@ -207,8 +143,9 @@ impl FleetState {
             faults.errors.iter().map(|(error, count)| ErrorCount { error: error.clone(), count: *count }).collect();
         top_errors.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.error.cmp(&b.error)));
         top_errors.truncate(TOP_ERRORS);
+        let listed = self.recent_failures.len();
         TaskMetrics {
-            time: now,
+            time: self.time,
             compatibility: self.compatibility(),
             fault_tolerance: FaultTolerance {
                 failure_rate_by_hardware: rates(&by_hardware),
@@ -236,8 +173,16 @@ impl FleetState {
             by_family,
             by_model,
             by_hardware,
-            finished: Truncated::of(finished_since_tick.into_iter(), limits.max_tasks_tracked),
-            recent_failures: Truncated::of(self.failed_tasks.iter().rev().cloned(), 50),
+            finished: {
+                let items: Vec<FinishedTask> = self.finished.iter().take(max_finished).cloned().collect();
+                let total = self.finished_total.max(items.len() as u64);
+                Truncated { truncated: total > items.len() as u64, items, total }
+            },
+            recent_failures: Truncated {
+                items: self.recent_failures.clone(),
+                total: self.failures_listed.max(listed as u64),
+                truncated: self.failures_listed > listed as u64,
+            },
         }
     }
 

@@ -5,9 +5,15 @@
 //! same snapshot give the same state, whoever folds them.
 
 mod derive;
+mod partition;
+mod sketch;
 mod state;
+mod summary;
 mod thin;
 mod window;
 
+pub use partition::Partition;
+pub use sketch::{RELATIVE_ERROR, Sketch};
 pub use state::{FleetState, Limits, Load, TaskState, TaskStatus, WorkerState};
+pub use summary::{FleetSummary, GroupSummary, LoadSums, Share};
 pub use thin::Thinner;

@@ -5,6 +5,7 @@
 //! same snapshot always gives the same state. `expire` ages things out by the clock; what
 //! ages out leaves its counts behind in aggregates.
 
+use super::partition::Partition;
 use super::window::{HourCounts, Last, MinuteCounts, minute_counts_or_times};
 use crate::event::{Capabilities, Event, HardwareKind, ModelFamily, ReportedStatus};
 use crate::metrics::{ComponentState, FinishedTask, WorkerStatus};
@@ -73,6 +74,15 @@ pub struct FleetState {
     /// The coordinator's and load balancer's health, as they last reported it.
     #[serde(default)]
     pub components: BTreeMap<String, ComponentState>,
+    /// The part of the fleet folded here (all of it unless partitioned).
+    #[serde(default)]
+    pub partition: Partition,
+    /// Other partitions' workers: their hardware, for the tasks of ours they run.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub directory: BTreeMap<String, HardwareKind>,
+    /// Other partitions' tasks running on our workers: when each started.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub foreign_runs: BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -304,7 +314,7 @@ impl Load {
     }
 }
 
-fn group_keys(task: &TaskState) -> impl Iterator<Item = String> {
+pub(super) fn group_keys(task: &TaskState) -> impl Iterator<Item = String> {
     let family = task.family.map(|family| format!("family:{}", family.as_str()));
     let hardware = task.hardware.map(|hardware| format!("hardware:{}", hardware.as_str()));
     [Some(format!("model:{}", task.model)), family, hardware].into_iter().flatten()
@@ -329,7 +339,15 @@ impl FleetState {
             completed_tasks: Last::new(max_tasks_tracked),
             failed_tasks: Last::new(max_tasks_tracked),
             components: BTreeMap::new(),
+            partition: Partition::WHOLE,
+            directory: BTreeMap::new(),
+            foreign_runs: BTreeMap::new(),
         }
+    }
+
+    /// An empty state for one partition of the fleet.
+    pub fn partitioned(max_tasks_tracked: usize, partition: Partition) -> Self {
+        Self { partition, ..Self::new(max_tasks_tracked) }
     }
 
     /// Lists at most `max_tasks_tracked` finished tasks of each kind from now on (a state
@@ -341,6 +359,9 @@ impl FleetState {
 
     /// Folds one event in, at its event time. Returns the task it finished, if any.
     pub fn apply(&mut self, time: i64, event: &Event) -> Option<FinishedTask> {
+        if !self.partition.is_whole() && self.apply_foreign(time, event) {
+            return None;
+        }
         match event {
             Event::WorkerRegistered { worker_id, capabilities } => {
                 let worker = self.workers.entry(worker_id.clone()).or_insert_with(|| WorkerState::new(time));
@@ -530,8 +551,57 @@ impl FleetState {
         None
     }
 
+    /// Folds what another partition owns, as far as this one needs it: a worker's hardware,
+    /// and what a task of another partition did on one of ours. False for what is ours.
+    fn apply_foreign(&mut self, time: i64, event: &Event) -> bool {
+        if let Some(task_id) = event.task_id() {
+            if self.partition.owns(task_id) {
+                return false;
+            }
+            match event {
+                Event::TaskStarted { task_id, .. } => {
+                    self.foreign_runs.insert(task_id.clone(), time);
+                }
+                Event::TaskCompleted { task_id, worker_id } => {
+                    let started = self.foreign_runs.remove(task_id);
+                    if let Some(worker) = self.workers.get_mut(worker_id) {
+                        worker.completed += 1;
+                        worker.duration_ms_total += started.map_or(0.0, |started| (time - started).max(0) as f64);
+                        worker.completions.add(time);
+                    }
+                }
+                Event::TaskFailed { task_id, worker_id, .. } => {
+                    self.foreign_runs.remove(task_id);
+                    if let Some(worker) = worker_id.as_ref().and_then(|id| self.workers.get_mut(id)) {
+                        worker.failed += 1;
+                    }
+                }
+                _ => {}
+            }
+            return true;
+        }
+        match event.worker_id() {
+            Some(worker_id) if !self.partition.owns(worker_id) => {
+                match event {
+                    Event::WorkerRegistered { worker_id, capabilities } => {
+                        self.directory.insert(worker_id.clone(), capabilities.hardware);
+                    }
+                    Event::WorkerDeregistered { worker_id, .. } => {
+                        self.directory.remove(worker_id);
+                    }
+                    _ => {}
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn hardware_of(&self, worker_id: &str) -> Option<HardwareKind> {
-        self.workers.get(worker_id)?.capabilities.as_ref().map(|capabilities| capabilities.hardware)
+        match self.workers.get(worker_id) {
+            Some(worker) => worker.capabilities.as_ref().map(|capabilities| capabilities.hardware),
+            None => self.directory.get(worker_id).copied(),
+        }
     }
 
     /// The task, or a placeholder when its `task_queued` is older than the stream.
@@ -545,6 +615,8 @@ impl FleetState {
     /// finished-task lists, and workers silent past `retire_after_ms`. Returns the retired.
     pub fn expire(&mut self, now: i64, limits: &Limits) -> Vec<String> {
         self.tasks.retain(|_, task| task.status != TaskStatus::Failed || now - task.changed_at <= RETRY_WAIT_MS);
+        // A foreign task cancelled mid-run never says so here: its start is forgotten in a day.
+        self.foreign_runs.retain(|_, started| now - *started <= FAILED_KEPT_MS);
         self.completed_tasks.drop_while(|task| now - task.finished_at > COMPLETED_KEPT_MS);
         self.failed_tasks.drop_while(|task| now - task.finished_at > FAILED_KEPT_MS);
         let retired: Vec<String> = self

@@ -231,7 +231,7 @@ impl RuleState {
 pub enum MetricsKind {
     /// `<prefix>.metrics.system`: one `SystemMetrics` a tick; target `fleet`.
     System,
-    /// `<prefix>.metrics.workers.sample.<part>`: every worker's `WorkerMetrics`, every
+    /// `<prefix>.metrics.workers.sample.<partition>.<part>`: every worker's `WorkerMetrics`, every
     /// `sample_secs`; target the worker.
     Worker,
 }
