@@ -73,7 +73,8 @@ ui-test: test-prereqs build
         fi && \
         npm test
 
-# Run the benchmarks, about 40 minutes: pipeline throughput and the archive against raw
+# Run the benchmarks, about 40 minutes: pipeline throughput, the fold by 1, 2 and 4
+# partitions (about a minute), and the archive against raw
 # JetStream (release build), a 10-minute 10,000-worker demo built as `just up` builds it,
 # the archive's growth and its history queries on a week of 1,000 workers, the scale ladder
 # (`just bench 100 1000` for other rungs), then alert-bench (about 4 minutes, 7 at most):
@@ -83,6 +84,7 @@ ui-test: test-prereqs build
 bench *ladder: build
     cargo build --release --workspace --bins
     "$CARGO_TARGET_DIR/release/pipeline-bench"
+    "$CARGO_TARGET_DIR/release/partition-bench"
     "$CARGO_TARGET_DIR/release/archive-bench"
     FLEETWATCH_BIN_DIR="$CARGO_TARGET_DIR/debug" FLEETWATCH_NATS__EVENTS_MAX_MIB=24576 \
         FLEETWATCH_NATS__METRICS_MAX_MIB=2048 "$CARGO_TARGET_DIR/release/demo-bench"

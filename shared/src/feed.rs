@@ -23,6 +23,8 @@ pub struct EventFeed {
     /// The last sequence handed out: what a snapshot taken now reflects.
     pub last_seq: u64,
     undecodable: Counter,
+    /// Which events, by subject, the service folds (all unless told).
+    keep: Box<dyn Fn(&str) -> bool + Send + Sync>,
 }
 
 impl EventFeed {
@@ -32,15 +34,16 @@ impl EventFeed {
         context: &Context,
         service: &'static str,
     ) -> anyhow::Result<(Self, T)> {
-        Self::open_filtered(context, service, Vec::new()).await
+        Self::open_part(context, service, Box::new(|_: &str| true)).await
     }
 
-    /// [`Self::open`] for the events matching `filters` (all for none), under its own
-    /// snapshot name (a fleet partition's, say).
-    pub async fn open_filtered<T: DeserializeOwned + Default + Layout>(
+    /// [`Self::open`] under its own snapshot name, handing out only the events whose
+    /// subject `keep` accepts (a fleet partition's); the others are skipped undecoded, but
+    /// `last_seq` moves past them.
+    pub async fn open_part<T: DeserializeOwned + Default + Layout>(
         context: &Context,
         service: &str,
-        filters: Vec<String>,
+        keep: Box<dyn Fn(&str) -> bool + Send + Sync>,
     ) -> anyhow::Result<(Self, T)> {
         let stream = Stream::Events.ensure(&context.jetstream, &context.subjects, &context.nats).await?;
         let snapshots = Snapshots::open(&context.jetstream, &context.subjects, context.nats.replicas, service).await?;
@@ -58,7 +61,7 @@ impl EventFeed {
                 "FLEET_EVENTS no longer holds these events (aged out): the state misses what they said"
             );
         }
-        let messages = nats::read_in_order(&stream, last_seq + 1, filters).await?;
+        let messages = nats::read_in_order(&stream, last_seq + 1).await?;
         let feed = Self {
             context: context.clone(),
             service: service.to_owned(),
@@ -68,6 +71,7 @@ impl EventFeed {
             undecodable: context
                 .counters
                 .counter(&format!("{}_events_undecodable_total", service.split('-').next().unwrap_or(service))),
+            keep,
         };
         Ok((feed, state))
     }
@@ -94,6 +98,9 @@ impl EventFeed {
                 }
             };
             self.last_seq = seq;
+            if !(self.keep)(&message.subject) {
+                continue;
+            }
             match codec::decode_envelope::<Event>(&message.payload) {
                 Ok(envelope) => return Some((seq, envelope)),
                 Err(err) => {

@@ -336,7 +336,6 @@ fn sanitize_header(text: &str) -> String {
 pub async fn read_in_order(
     stream: &stream::Stream,
     start_seq: u64,
-    filter_subjects: Vec<String>,
 ) -> anyhow::Result<jetstream::consumer::pull::Ordered> {
     let deliver_policy = if start_seq <= 1 {
         jetstream::consumer::DeliverPolicy::All
@@ -344,11 +343,7 @@ pub async fn read_in_order(
         jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: start_seq }
     };
     let consumer = stream
-        .create_consumer(jetstream::consumer::pull::OrderedConfig {
-            deliver_policy,
-            filter_subjects,
-            ..Default::default()
-        })
+        .create_consumer(jetstream::consumer::pull::OrderedConfig { deliver_policy, ..Default::default() })
         .await
         .context("creating an ordered consumer")?;
     consumer.messages().await.context("reading the stream")

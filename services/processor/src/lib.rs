@@ -116,9 +116,9 @@ impl Service for Processor {
         let (folding, queries) = match config.role()? {
             Role::Fold(partition) => {
                 let name = partition.name(Self::NAME);
-                let filters = partition.filters(&context.subjects);
-                let (feed, mut state): (EventFeed, FleetState) =
-                    EventFeed::open_filtered(&context, &name, filters).await?;
+                let subjects = context.subjects.clone();
+                let keep = Box::new(move |subject: &str| partition.wants(&subjects, subject));
+                let (feed, mut state): (EventFeed, FleetState) = EventFeed::open_part(&context, &name, keep).await?;
                 if feed.last_seq == 0 {
                     state = FleetState::partitioned(config.max_tasks_tracked, partition);
                 }

@@ -1,12 +1,13 @@
 //! Which part of the fleet one processor folds.
 //!
-//! The rule (schemas/subjects.md): partition `i` of `n` owns the worker and task shards `s`
-//! with `s % n == i` (shards: `subjects::shard_of`). It folds
+//! The rule (schemas/README.md, "Partitions"): partition `i` of `n` owns the worker and task
+//! shards `s` with `s % n == i` (shards: `subjects::shard_of`). It folds
 //! - its workers' heartbeats, and every worker's lifecycle events (few; they tell it the
 //!   hardware of any worker a task of its runs on, but only its own workers are counted);
 //! - its tasks' events, queued ones included (the task shard is in the subject);
 //! - the events of other partitions' tasks that ran on its workers (the worker shard is the
-//!   subject's last token), for its workers' completed, failed and duration figures only;
+//!   last token of such a task event's subject), for its workers' completed, failed and
+//!   duration figures only;
 //! - partition 0 also folds the coordinator's and load balancer's reports.
 
 use crate::subjects::{EVENT_SHARDS, Subjects, shard_of};
@@ -66,44 +67,31 @@ impl Partition {
         }
     }
 
-    /// The subject filters of its feed, none for the whole fleet. They never overlap (the
-    /// server refuses overlapping filters), so the foreign tasks' events on its workers are
-    /// spelled out shard by shard: 784 filters for a quarter, fewer for a half or an eighth.
-    pub fn filters(&self, subjects: &Subjects) -> Vec<String> {
+    /// Whether it folds the event stored under `subject` (`<prefix>.events.…`), told from
+    /// the subject alone, before any decoding. Every partition reads the whole stream in
+    /// order and keeps its part: JetStream consumers with several subject filters cost the
+    /// server time in proportion to the distinct subjects they match, for every message
+    /// (ARCHITECTURE.md, "Scaling out").
+    pub fn wants(&self, subjects: &Subjects, subject: &str) -> bool {
         if self.is_whole() {
-            return Vec::new();
+            return true;
         }
-        let events = format!("{}.events", subjects.prefix());
-        let (own, other): (Vec<u32>, Vec<u32>) = (0..EVENT_SHARDS).partition(|shard| self.owns_shard(*shard));
-        let mut filters = vec![format!("{events}.worker.*.*")];
-        if self.owns_system() {
-            filters.push(format!("{events}.system.>"));
-        }
-        for shard in &own {
-            filters.push(format!("{events}.heartbeat.{shard:02}.*"));
-            filters.push(format!("{events}.task.{shard:02}"));
-            filters.push(format!("{events}.task.{shard:02}.*"));
-            for task_shard in &other {
-                filters.push(format!("{events}.task.{task_shard:02}.{shard:02}"));
+        let Some(rest) = subject.strip_prefix(subjects.prefix()).and_then(|rest| rest.strip_prefix(".events.")) else {
+            return false;
+        };
+        let shard = |token: Option<&str>| token.and_then(|token| token.parse::<u32>().ok());
+        let mut tokens = rest.split('.');
+        match tokens.next() {
+            Some("heartbeat") => shard(tokens.next()).is_some_and(|shard| self.owns_shard(shard)),
+            Some("worker") => true,
+            Some("task") => {
+                let (task, worker) = (shard(tokens.next()), shard(tokens.next()));
+                [task, worker].into_iter().flatten().any(|shard| self.owns_shard(shard))
             }
-        }
-        filters
-    }
-}
-
-/// Whether NATS delivers `subject` to a consumer filtering on `filter`.
-#[cfg(test)]
-pub(crate) fn matches(filter: &str, subject: &str) -> bool {
-    let (filter, subject): (Vec<&str>, Vec<&str>) = (filter.split('.').collect(), subject.split('.').collect());
-    for (index, token) in filter.iter().enumerate() {
-        match *token {
-            ">" => return subject.len() > index,
-            "*" if index < subject.len() => {}
-            token if subject.get(index) == Some(&token) => {}
-            _ => return false,
+            Some("system") => self.owns_system(),
+            _ => false,
         }
     }
-    filter.len() == subject.len()
 }
 
 #[cfg(test)]
@@ -112,40 +100,29 @@ mod tests {
 
     #[test]
     fn every_event_reaches_the_partitions_that_own_its_worker_or_task_and_no_other() {
-        let subjects = Subjects::default();
+        let subjects = Subjects::new("acme.fleet").expect("a prefix");
         for count in [2, 4, 8] {
             let partitions: Vec<Partition> =
                 (0..count).map(|index| Partition::new(index, count).expect("a partition")).collect();
+            let reached = |subject: &str| -> Vec<u32> {
+                partitions.iter().filter(|p| p.wants(&subjects, subject)).map(|p| p.index).collect()
+            };
             for n in 0..200 {
                 let (task, worker) = (format!("t-{n}"), format!("w-{}", n * 7));
-                let subject = subjects.task_event(&task, Some(&worker));
-                let reached: Vec<u32> = partitions
-                    .iter()
-                    .filter(|partition| partition.filters(&subjects).iter().any(|filter| matches(filter, &subject)))
-                    .map(|partition| partition.index)
-                    .collect();
                 let mut owners = vec![shard_of(&task) % count, shard_of(&worker) % count];
-                owners.dedup();
                 owners.sort();
-                assert_eq!(reached, owners, "{subject} with {count} partitions");
-                let heartbeat = subjects.heartbeat_event(&worker);
-                let reached = partitions
-                    .iter()
-                    .filter(|partition| partition.filters(&subjects).iter().any(|filter| matches(filter, &heartbeat)))
-                    .count();
-                assert_eq!(reached, 1, "{heartbeat}");
+                owners.dedup();
+                assert_eq!(reached(&subjects.task_event(&task, Some(&worker))), owners, "{count} partitions");
+                assert_eq!(reached(&subjects.task_event(&task, None)), vec![shard_of(&task) % count]);
+                assert_eq!(reached(&subjects.heartbeat_event(&worker)), vec![shard_of(&worker) % count]);
+                assert_eq!(reached(&subjects.worker_event(&worker)).len(), count as usize, "lifecycle: all");
             }
-            for partition in &partitions {
-                let filters = partition.filters(&subjects);
-                for (i, a) in filters.iter().enumerate() {
-                    for b in &filters[i + 1..] {
-                        let overlap = a.split('.').zip(b.split('.')).all(|(x, y)| x == y || x == "*" || y == "*")
-                            && a.split('.').count() == b.split('.').count();
-                        assert!(!overlap, "{a} overlaps {b}");
-                    }
-                }
+            assert_eq!(reached(&subjects.system_event("coordinator")), vec![0]);
+            for other in [subjects.clock_event(), subjects.service_event("archiver"), "fleet.events.task.01".into()] {
+                assert!(reached(&other).is_empty(), "{other}");
             }
         }
+        assert!(Partition::WHOLE.wants(&subjects, &subjects.clock_event()));
     }
 
     #[test]

@@ -246,7 +246,7 @@ fn merge_faults(faults: &mut Faults, other: Faults) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::partition::{Partition, matches};
+    use super::super::partition::Partition;
     use super::*;
     use crate::Subjects;
     use crate::event::{Capabilities, ComponentHealth, Event, HardwareKind, ModelFamily, ReportedStatus};
@@ -406,22 +406,22 @@ mod tests {
         }
         let single = whole.summary(now, 1, &LIMITS, finished);
         for count in [2, 4] {
-            let mut parts: Vec<(Partition, FleetState, Vec<FinishedTask>, Vec<String>)> = (0..count)
+            let mut parts: Vec<(Partition, FleetState, Vec<FinishedTask>)> = (0..count)
                 .map(|index| {
                     let partition = Partition::new(index, count).expect("a partition");
-                    (partition, FleetState::partitioned(100, partition), Vec::new(), partition.filters(&subjects))
+                    (partition, FleetState::partitioned(100, partition), Vec::new())
                 })
                 .collect();
             for (time, event) in &events {
                 let subject = event.subject(&subjects);
-                for (_, state, finished, filters) in &mut parts {
-                    if filters.iter().any(|filter| matches(filter, &subject)) {
+                for (partition, state, finished) in &mut parts {
+                    if partition.wants(&subjects, &subject) {
                         finished.extend(state.apply(*time, event));
                     }
                 }
             }
             let mut merged = FleetSummary::default();
-            for (_, state, finished, _) in &parts {
+            for (_, state, finished) in &parts {
                 merged.merge(state.summary(now, 1, &LIMITS, finished.clone()));
             }
             assert_eq!(merged.partitions, (0..count).collect::<Vec<_>>());

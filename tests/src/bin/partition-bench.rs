@@ -8,7 +8,8 @@
 //! processors fold the whole stream from the start; the run ends when each has published
 //! (every 100 ms) a sequence at or past the marker. Printed per count: wall time, events
 //! folded per second (the stream's events over the wall time), each process's CPU seconds
-//! and peak memory.
+//! (and their mean per stream event: every partition reads every event, folding only its
+//! own), nats-server's CPU seconds, and each process's peak memory.
 
 use fleetwatch_tests::procfs::{cpu_seconds, rss_mib};
 use fleetwatch_tests::{NatsServer, ServiceProcess};
@@ -101,10 +102,13 @@ async fn main() {
     println!(
         "partition-bench: {total} events in FLEET_EVENTS ({WORKERS} workers, {ROUNDS} rounds), folded from the start"
     );
-    println!("| partitions | wall s | events/s folded | CPU s per process | peak MiB per process |");
-    println!("|---:|---:|---:|---|---|");
+    println!(
+        "| partitions | wall s | events/s folded | CPU s per process | µs per event per process | nats-server CPU s | peak MiB per process |"
+    );
+    println!("|---:|---:|---:|---|---:|---:|---|");
     for count in [1u32, 2, 4] {
         let mut seqs = client.subscribe("fleet.metrics.>").await.expect("subscribe");
+        let server_cpu = cpu_seconds(nats.pid());
         let started = Instant::now();
         let processes: Vec<ServiceProcess> = match count {
             1 => vec![ServiceProcess::start("processor", &nats, &["--tick-ms", "100"])],
@@ -141,10 +145,17 @@ async fn main() {
             done[index] |= seq >= marker;
         }
         let wall = started.elapsed().as_secs_f64();
-        let cpu: Vec<String> =
-            processes.iter().map(|process| format!("{:.1}", process.pid().map_or(0.0, cpu_seconds))).collect();
+        let server_cpu = cpu_seconds(nats.pid()) - server_cpu;
+        let cpu: Vec<f64> = processes.iter().map(|process| process.pid().map_or(0.0, cpu_seconds)).collect();
+        let per_event = cpu.iter().sum::<f64>() / cpu.len() as f64 / total as f64 * 1e6;
+        let cpu: Vec<String> = cpu.iter().map(|seconds| format!("{seconds:.1}")).collect();
         let peak: Vec<String> = peak.iter().map(|mib| format!("{mib:.0}")).collect();
-        println!("| {count} | {wall:.1} | {:.0} | {} | {} |", total as f64 / wall, cpu.join(", "), peak.join(", "));
+        let rate = total as f64 / wall;
+        println!(
+            "| {count} | {wall:.1} | {rate:.0} | {} | {per_event:.2} | {server_cpu:.1} | {} |",
+            cpu.join(", "),
+            peak.join(", ")
+        );
         drop(processes);
     }
 }
