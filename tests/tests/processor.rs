@@ -245,6 +245,9 @@ async fn an_undecodable_event_is_dead_lettered_and_the_processor_carries_on() {
     assert!(reason.contains(&format!("seq {}:", garbage.sequence)) && reason.contains("malformed"), "{reason}");
 }
 
+/// Keys that name a moment (or a span up to now) rather than a state of the fleet.
+const MOMENTS: [&str; 6] = ["time", "events_seq", "finished", "updated_at", "uptime_secs", "age_ms"];
+
 /// A value with every float rounded to 1e-6 (sums taken in another order differ below
 /// that), and the keys that name a moment rather than the fleet left out.
 fn comparable(value: Value) -> Value {
@@ -255,7 +258,7 @@ fn comparable(value: Value) -> Value {
         Value::Array(items) => Value::Array(items.into_iter().map(comparable).collect()),
         Value::Object(fields) => fields
             .into_iter()
-            .filter(|(key, _)| !["time", "events_seq", "finished"].contains(&key.as_str()))
+            .filter(|(key, _)| !MOMENTS.contains(&key.as_str()))
             .map(|(key, value)| (key, comparable(value)))
             .collect(),
         other => other,
@@ -320,6 +323,7 @@ async fn two_partitions_merged_equal_one_processor_over_the_same_events() {
         ServiceProcess::start_with_env(name, &nats, &args, &env)
     };
     let collector_args = ["--demo-workers", "0", "--http-port", "0"];
+    let ports = [fleetwatch_tests::free_port().to_string(), fleetwatch_tests::free_port().to_string()];
     let _services = [
         start("collector", "whole", &collector_args),
         start("collector", "parted", &collector_args),
@@ -327,6 +331,8 @@ async fn two_partitions_merged_equal_one_processor_over_the_same_events() {
         start("processor", "parted", &["--tick-ms", "200", "--partitions", "2", "--partition", "0"]),
         start("processor", "parted", &["--tick-ms", "200", "--partitions", "2", "--partition", "1"]),
         start("processor", "parted", &["--tick-ms", "200", "--partitions", "2"]),
+        start("gateway", "parted", &["--port", &ports[0]]),
+        start("gateway", "parted", &["--port", &ports[1]]),
     ];
     let client = nats.client().await;
     let events = scripted_events(now_ms() - 30 * 60_000);
@@ -363,4 +369,20 @@ async fn two_partitions_merged_equal_one_processor_over_the_same_events() {
     assert_eq!(whole["fleet"]["system"]["workers"]["total"], 4);
     assert!(whole["fleet"]["system"]["queue_time_ms"]["count"].as_u64() > Some(40), "{whole}");
     assert_eq!(live_tasks(&client, "parted").await, live_tasks(&client, "whole").await);
+
+    // Two gateways over the partitioned fleet serve the same answers.
+    for path in ["/api/metrics/system", "/api/workers?limit=10", "/api/tasks?limit=100", "/api/performance"] {
+        let urls = ports.each_ref().map(|port| format!("http://127.0.0.1:{port}{path}"));
+        let deadline = std::time::Instant::now() + fleetwatch_tests::DEADLINE;
+        let (first, second) = loop {
+            let first = fleetwatch_tests::get_json(&urls[0]).await.map(comparable);
+            let second = fleetwatch_tests::get_json(&urls[1]).await.map(comparable);
+            if (first.is_some() && first == second) || std::time::Instant::now() > deadline {
+                break (first, second);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        assert_eq!(first, second, "{path} from two gateways");
+        assert!(first.is_some_and(|answer| answer.to_string().len() > 100), "{path} says something");
+    }
 }
