@@ -16,11 +16,10 @@ async fn ingest_until_stored(client: &async_nats::Client, events: &serde_json::V
     .await
 }
 
-// Not in `just test` yet: on two cores it failed 3 runs of 11 (an archiver whose consumer
-// was being made as the leader died) before the archiver asked again, and 0 of 6 since; it
-// joins `just test` once it has run clean many more times. `just test-cluster` runs it.
+// On two cores it failed 3 runs of 11 (an archiver whose consumer was being made as the
+// leader died) before the archiver asked again, and 0 of 12 since, so it runs in `just test`;
+// `just test-cluster 10` runs it ten times in a row.
 #[tokio::test]
-#[ignore = "flaky on two cores; just test-cluster"]
 async fn the_leading_server_dies_mid_run_and_nothing_acknowledged_is_lost() {
     let mut nats = NatsServer::start_cluster();
     nats.wait_for_jetstream().await;
