@@ -77,7 +77,7 @@ export function mount(root, app) {
   let restFiring = null;
   /** alert_id -> its latest change seen on the WebSocket. */
   const changes = new Map();
-  /** The shown alert as GET /api/alerts/{id} gave it, when it is not open: `{ id, alert, error }`. */
+  /** The shown alert as GET /api/alerts/{id} gave it, when it is not open: `{ id, alert, error, at, asking }`. */
   let fetched = null;
   let soonTimer = null;
 
@@ -165,11 +165,15 @@ export function mount(root, app) {
     const best = newest(changes.get(id), fetched?.id === id ? fetched.alert : null);
     if (best) detail.show(best, false);
     else if (fetched?.id === id && fetched.error) detail.showError(id, fetched.error);
-    if (fetched?.id === id) return;
-    fetched = { id, alert: null, error: null };
+    // Asked once; asked again (at most each second) while what is known of a closed alert
+    // is not its resolution yet: the archive may not hold that revision at first.
+    const settled = best?.state === 'resolved' || fetched?.error;
+    if (fetched?.id === id && (settled || fetched.asking || Date.now() - fetched.at < 1000)) return;
+    fetched = { id, alert: fetched?.id === id ? fetched.alert : null, error: null, at: Date.now(), asking: true };
     getJson(`/api/alerts/${encodeURIComponent(id)}`).then(
       (alert) => {
         if (fetched?.id !== id) return;
+        fetched.asking = false;
         fetched.alert = alert;
         // The gateway may know it as open before this page does: it can still be acted on.
         const answer = newest(changes.get(id), alert);
@@ -177,6 +181,7 @@ export function mount(root, app) {
       },
       (err) => {
         if (fetched?.id !== id) return;
+        fetched.asking = false;
         fetched.error = err;
         if (selected === id && !changes.has(id)) detail.showError(id, err);
       },
