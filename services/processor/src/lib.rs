@@ -58,8 +58,8 @@ pub struct ProcessorConfig {
 enum Role {
     /// Folds a part of the fleet (all of it when not partitioned).
     Fold(Partition),
-    /// Merges the summaries of this many partitions.
-    Tier(u32),
+    /// Merges the partitions' summaries.
+    Tier,
 }
 
 impl ProcessorConfig {
@@ -68,9 +68,9 @@ impl ProcessorConfig {
         Ok(match (self.partitions, self.partition) {
             (1, None) => Role::Fold(Partition::WHOLE),
             (_, Some(index)) => Role::Fold(partition(index)?),
-            (count, None) => {
+            (_, None) => {
                 partition(0)?;
-                Role::Tier(count)
+                Role::Tier
             }
         })
     }
@@ -136,7 +136,7 @@ impl Service for Processor {
                 };
                 (Some((feed, state)), queries)
             }
-            Role::Tier(_) => (None, context.subjects.query("processor.*")),
+            Role::Tier => (None, context.subjects.query("processor.*")),
         };
         let queries = context.client.subscribe(queries).await?;
         Ok(Self { context, config, folding, bucket, queries })
@@ -220,11 +220,8 @@ async fn answer_query(context: &Context, query: async_nats::Message, seq: u64, s
     let name = query.subject.as_str().rsplit('.').next().unwrap_or_default();
     let payload: bytes::Bytes = match name {
         "tasks" => {
-            let asked = match query.payload.iter().all(u8::is_ascii_whitespace) {
-                true => Ok(shared::query::TaskQuery::default()),
-                false => serde_json::from_slice(&query.payload).map_err(|err| format!("not a task query: {err}")),
-            };
-            let answer = asked.and_then(|asked| tasks::answer(state, &asked, now_ms(), seq));
+            let answer =
+                tasks::parse_query(&query.payload).and_then(|asked| tasks::answer(state, &asked, now_ms(), seq));
             let json = match answer {
                 Ok(answer) => serde_json::to_vec(&answer),
                 Err(reason) => serde_json::to_vec(&serde_json::json!({ "error": reason, "status": 400 })),

@@ -85,6 +85,14 @@ fn live_sort_value(sort: TaskSort, task: &LiveTask) -> SortValue {
     .value(sort)
 }
 
+/// A `processor.tasks` request: JSON, or nothing for every live task.
+pub fn parse_query(payload: &[u8]) -> Result<TaskQuery, String> {
+    match payload.iter().all(u8::is_ascii_whitespace) {
+        true => Ok(TaskQuery::default()),
+        false => serde_json::from_slice(payload).map_err(|err| format!("not a task query: {err}")),
+    }
+}
+
 /// The query each partition is asked when the fleet tier answers `query`: the same, but
 /// every group (a partition's groups are summed with the others' before the cut).
 pub fn partition_query(query: &TaskQuery) -> TaskQuery {

@@ -9,7 +9,7 @@ use crate::publish::Publisher;
 use crate::{ProcessorConfig, tasks};
 use futures::StreamExt;
 use shared::fleet::{FleetSummary, Limits};
-use shared::query::{TaskAnswer, TaskQuery};
+use shared::query::TaskAnswer;
 use shared::service::Context;
 use shared::{codec, now_ms};
 use std::collections::BTreeMap;
@@ -125,10 +125,7 @@ async fn answer(context: Context, query: async_nats::Message, count: u32) {
 }
 
 async fn gather(context: &Context, payload: &[u8], count: u32) -> Result<TaskAnswer, (u16, String)> {
-    let query: TaskQuery = match payload.iter().all(u8::is_ascii_whitespace) {
-        true => TaskQuery::default(),
-        false => serde_json::from_slice(payload).map_err(|err| (400, format!("not a task query: {err}")))?,
-    };
+    let query = tasks::parse_query(payload).map_err(|reason| (400, reason))?;
     let asked = serde_json::to_vec(&tasks::partition_query(&query)).map_err(|err| (500, err.to_string()))?;
     let requests = (0..count).map(|index| {
         let subject = context.subjects.query(&format!("processor.part.{index}.tasks"));
