@@ -74,7 +74,7 @@ ui-test: test-prereqs build
         npm test
 
 # Run the benchmarks, about 40 minutes: pipeline throughput, the fold by 1, 2 and 4
-# partitions (about a minute), and the archive against raw
+# processor and alerter partitions (about a minute), and the archive against raw
 # JetStream (release build), a 10-minute 10,000-worker demo built as `just up` builds it,
 # the archive's growth and its history queries on a week of 1,000 workers, the scale ladder
 # (`just bench 100 1000` for other rungs), then alert-bench (about 4 minutes, 7 at most):

@@ -146,6 +146,63 @@ pub struct FiringAlerts {
     pub alerts: Vec<Alert>,
 }
 
+/// What one alerter partition saw, over a stretch of event time, of the inputs of the
+/// fleet-wide rules: published on `<prefix>.metrics.alerts.partition.<i>` each time its
+/// watermark passes a second, and merged by the alerter's fleet tier (schemas/alerts.md,
+/// "Partitions"). Every figure but `waiting` counts what happened since the last one, so
+/// the partitions' figures add up to what one alerter of the whole fleet counts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RuleInputs {
+    pub partition: u32,
+    pub partitions: u32,
+    /// The last second of event time covered (ms since the epoch / 1000).
+    pub second: i64,
+    /// Tasks of the partition waiting to start, at the end of it.
+    pub waiting: u64,
+    /// Per model: the tasks that started, and their queue times, ms.
+    pub queue_ms: BTreeMap<String, Totals>,
+    /// Per `model:<m>` and `hardware:<h>`: the tasks that finished, and how many succeeded.
+    pub outcomes: BTreeMap<String, Totals>,
+    /// Assignments that said whether they went to a best-fitted worker, and how many did.
+    pub fits: Totals,
+    /// Tasks that completed with a known run time, and their run times, ms.
+    pub latency_ms: Totals,
+}
+
+/// A count and the sum of the values counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    pub n: u64,
+    pub sum: f64,
+}
+
+impl Totals {
+    pub fn add(&mut self, value: f64) {
+        self.n += 1;
+        self.sum += value;
+    }
+
+    pub fn merge(&mut self, other: &Totals) {
+        self.n += other.n;
+        self.sum += other.sum;
+    }
+}
+
+impl RuleInputs {
+    /// Adds another stretch's counts in (the waiting level is the caller's to sum).
+    pub fn merge(&mut self, other: &RuleInputs) {
+        let merge_map = |into: &mut BTreeMap<String, Totals>, from: &BTreeMap<String, Totals>| {
+            for (key, totals) in from {
+                into.entry(key.clone()).or_default().merge(totals);
+            }
+        };
+        merge_map(&mut self.queue_ms, &other.queue_ms);
+        merge_map(&mut self.outcomes, &other.outcomes);
+        self.fits.merge(&other.fits);
+        self.latency_ms.merge(&other.latency_ms);
+    }
+}
+
 /// How a matcher compares a label, as Alertmanager's: equal, not equal, regex (anchored),
 /// not regex.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

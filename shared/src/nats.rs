@@ -168,7 +168,12 @@ impl Stream {
             // samples, which is what the archiver and a reader starting up need.
             Self::Metrics => (
                 subjects.metrics_stream(),
-                vec![subjects.metrics_system(), subjects.metrics_tasks(), subjects.metrics_worker_samples()],
+                vec![
+                    subjects.metrics_system(),
+                    subjects.metrics_tasks(),
+                    subjects.metrics_worker_samples(),
+                    subjects.metrics_alert_inputs_all(),
+                ],
                 HOUR * nats.metrics_max_age_hours as u32,
                 nats.metrics_max_mib * MIB,
             ),
@@ -297,6 +302,9 @@ pub mod state_keys {
     pub const TASKS: &str = "tasks";
     /// The open alerts, pending and firing, with their marks (alerter).
     pub const ALERTS_FIRING: &str = "alerts.firing";
+    /// A partition's open alerts (alerter partition `<i>`): `alerts.firing.part.<i>`; the
+    /// fleet tier merges them into [`ALERTS_FIRING`].
+    pub const ALERTS_FIRING_PART: &str = "alerts.firing.part";
     /// The silences not yet over (alerter).
     pub const ALERTS_SILENCES: &str = "alerts.silences";
     /// Who archives now: one archiver holds this lease at a time (archiver).

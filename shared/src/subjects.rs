@@ -114,6 +114,14 @@ impl Subjects {
     pub fn metrics_partitions(&self) -> String {
         format!("{}.metrics.partition.*", self.prefix)
     }
+    /// Each second of event time: one alerter partition's inputs to the fleet-wide rules
+    /// (`RuleInputs`), stored, for the alerter's fleet tier.
+    pub fn metrics_alert_inputs(&self, partition: u32) -> String {
+        format!("{}.metrics.alerts.partition.{partition}", self.prefix)
+    }
+    pub fn metrics_alert_inputs_all(&self) -> String {
+        format!("{}.metrics.alerts.partition.*", self.prefix)
+    }
     pub fn metrics_worker_samples(&self) -> String {
         format!("{}.metrics.workers.sample.>", self.prefix)
     }

@@ -7,7 +7,9 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use shared::alert::{Alert, AlertState, Change, FiringAlerts, Mark, MatchOp, Matcher, Severity, Silence, Silences};
+use shared::alert::{
+    Alert, AlertState, Change, FiringAlerts, Mark, MatchOp, Matcher, RuleInputs, Severity, Silence, Silences, Totals,
+};
 use shared::event::{Capabilities, ComponentHealth, Event, HardwareKind, ModelFamily, ReportedStatus};
 use shared::health::{Gauge, HealthReport};
 use shared::metrics::{
@@ -504,4 +506,15 @@ fn public_ingest_examples_are_accepted() {
             message.into_envelope(TIME + 1000, "test").unwrap_or_else(|err| panic!("{name}: {err}"));
         }
     }
+}
+
+#[test]
+fn alert_partition_inputs_decode() {
+    let mut inputs = RuleInputs { partition: 1, partitions: 2, second: TIME / 1000, waiting: 7, ..Default::default() };
+    inputs.queue_ms.insert("vit-large".into(), Totals { n: 2, sum: 3_400.0 });
+    inputs.outcomes.insert("model:vit-large".into(), Totals { n: 3, sum: 2.0 });
+    inputs.outcomes.insert("hardware:cuda".into(), Totals { n: 3, sum: 2.0 });
+    inputs.fits = Totals { n: 4, sum: 3.0 };
+    inputs.latency_ms = Totals { n: 2, sum: 61_000.0 };
+    check("metrics-alert-inputs", envelope_v2("alerter-1-of-2-1764000000", "alerter", inputs));
 }

@@ -168,6 +168,13 @@ async fn report(client: &async_nats::Client, service: &str, dead_letters: u64, l
     client.flush().await.expect("flush");
 }
 
+/// Ana acknowledges the alert through the gateway, which accepts it.
+async fn acknowledge(api: &str, alert_id: &str) {
+    let body = json!({"by": "ana", "comment": "looking"});
+    let ack = reqwest::Client::new().post(format!("{api}/alerts/{alert_id}/ack")).json(&body).send().await;
+    assert_eq!(ack.expect("answer").status(), 202);
+}
+
 #[tokio::test]
 async fn each_built_in_rule_fires_and_resolves_from_events_through_the_collector() {
     let nats = NatsServer::start();
@@ -367,13 +374,7 @@ async fn acknowledgements_and_silences_through_the_gateway() {
     })
     .await;
     assert!(open["firing"].is_array());
-    let ack = http
-        .post(format!("{api}/alerts/{}/ack", fired.alert_id))
-        .json(&json!({"by": "ana", "comment": "looking"}))
-        .send()
-        .await
-        .expect("answer");
-    assert_eq!(ack.status(), 202);
+    acknowledge(&api, &fired.alert_id).await;
     let acked = alerts.expect("the acknowledgement", |a| a.change == Some(Change::Acknowledged)).await;
     assert_eq!(
         (acked.alert_id.as_str(), acked.revision, acked.state),
@@ -454,4 +455,62 @@ async fn a_killed_alerter_loses_and_duplicates_no_alert() {
     }
     let expected = BTreeMap::from([(Change::Fired, 40), (Change::Resolved, 10)]);
     assert_eq!(overloaded, expected, "every firing and resolution once");
+}
+
+/// Two alerter partitions and their fleet tier: each partition's workers alert; a queue
+/// that neither partition alone finds too long does, from their merged inputs; the gateway
+/// lists every open alert; an acknowledgement reaches the partition holding the alert.
+#[tokio::test]
+async fn partitioned_alerters_and_their_fleet_tier() {
+    let nats = NatsServer::start();
+    let port = free_port().to_string();
+    let settings = config(&nats, "");
+    let _collector = ServiceProcess::start("collector", &nats, &["--demo-workers", "0", "--http-port", "0"]);
+    let role = |partition: Option<&str>| {
+        let mut args = vec!["--config", settings.as_str(), "--partitions", "2"];
+        args.extend(partition.map(|index| ["--partition", index]).into_iter().flatten());
+        ServiceProcess::start("alerter", &nats, &args)
+    };
+    let _alerters = [role(Some("0")), role(Some("1")), role(None)];
+    let _gateway = ServiceProcess::start("gateway", &nats, &["--port", &port]);
+    let client = nats.client().await;
+    let mut alerts = Alerts::follow(&client).await;
+    let owned_by = |prefix: &str, index: u32, n: usize| -> Vec<String> {
+        let partition = shared::fleet::Partition::new(index, 2).expect("a partition");
+        (0..).map(|k| format!("{prefix}-{k}")).filter(|id| partition.owns(id)).take(n).collect()
+    };
+    let hot = [owned_by("hot", 0, 1).remove(0), owned_by("hot", 1, 1).remove(0)];
+    send(&client, hot.iter().flat_map(|id| [registered(id, "cuda"), heartbeat(id, 99.0)]).collect()).await;
+    let fired = [alerts.firing("worker_overloaded", &hot[0]).await, alerts.firing("worker_overloaded", &hot[1]).await];
+
+    // Five tasks waiting (the limit here): three in one partition, two in the other.
+    let waiting = [owned_by("wait", 0, 3), owned_by("wait", 1, 2)].concat();
+    let queued = waiting
+        .iter()
+        .map(|id| json!({"type": "task_queued", "task_id": id, "model": "m", "family": "text", "priority": 1}))
+        .collect();
+    send(&client, queued).await;
+    let long = alerts.firing("queue_too_long", "fleet").await;
+    assert_eq!(long.value, 5.0, "{}", long.summary);
+
+    let api = format!("http://127.0.0.1:{port}/api");
+    let expected: Vec<&str> = fired.iter().chain([&long]).map(|alert| alert.alert_id.as_str()).collect();
+    wait_for("every partition's open alerts and the tier's in /api/alerts", || async {
+        let body = get_json(&format!("{api}/alerts")).await?;
+        let listed: Vec<&str> = body["firing"].as_array()?.iter().filter_map(|a| a["alert_id"].as_str()).collect();
+        expected.iter().all(|id| listed.contains(id)).then_some(())
+    })
+    .await;
+    acknowledge(&api, &fired[1].alert_id).await;
+    let acked = alerts.expect("the acknowledgement", |a| a.change == Some(Change::Acknowledged)).await;
+    assert_eq!((acked.alert_id.as_str(), acked.revision), (fired[1].alert_id.as_str(), 2));
+
+    let cancelled =
+        waiting.iter().map(|id| json!({"type": "task_cancelled", "task_id": id, "reason": "test"})).collect();
+    send(&client, cancelled).await;
+    alerts.resolved(&long).await;
+    send(&client, hot.iter().map(|id| heartbeat(id, 10.0)).collect()).await;
+    for alert in &fired {
+        alerts.resolved(alert).await;
+    }
 }

@@ -8,16 +8,19 @@
 //! the same messages, which JetStream drops as duplicates.
 
 mod engine;
+mod open;
 mod rules;
+mod scope;
 pub mod sinks;
 
 use anyhow::Context as _;
 use futures::StreamExt;
 use rules::{Compiled, CustomRule, MetricsKind, RuleState, Rules};
+use scope::Scope;
 use serde::{Deserialize, Serialize};
-use shared::alert::{Alert, FiringAlerts, Silences};
+use shared::alert::{Alert, RuleInputs};
 use shared::feed::EventFeed;
-use shared::nats::{Stream, state_keys};
+use shared::nats::Stream;
 use shared::service::{Context, Service};
 use shared::{Envelope, codec, nats, now_ms};
 use std::time::Duration;
@@ -26,8 +29,6 @@ use tracing::{info, warn};
 
 /// The state bucket is rewritten at most this often, however fast alerts change.
 const STATE_EVERY: Duration = Duration::from_millis(200);
-/// The open alerts must fit one message (nats-server's default max payload is 1 MiB).
-const MAX_STATE_BYTES: usize = 900 * 1024;
 
 /// `[alerter]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +51,13 @@ pub struct AlerterConfig {
     pub alertmanager: sinks::AlertmanagerConfig,
     /// `[[alerter.webhooks]]`
     pub webhooks: Vec<sinks::WebhookConfig>,
+    /// Alerters the fleet's rules are split over: 1, or a divisor of 64 (2, 4, ...), as
+    /// the processor's. Default 1.
+    pub partitions: u32,
+    /// With `partitions` over 1: the partition whose workers and tasks this one watches,
+    /// from 0. Unset: this one is the fleet tier, which runs the fleet-wide rules over the
+    /// partitions' merged inputs (run exactly one).
+    pub partition: Option<u32>,
 }
 
 impl Default for AlerterConfig {
@@ -63,6 +71,8 @@ impl Default for AlerterConfig {
             snapshot_every_secs: 10,
             alertmanager: Default::default(),
             webhooks: Vec::new(),
+            partitions: 1,
+            partition: None,
         }
     }
 }
@@ -70,6 +80,7 @@ impl Default for AlerterConfig {
 pub struct Alerter {
     context: Context,
     config: AlerterConfig,
+    scope: Scope,
     compiled: Compiled,
     feed: EventFeed,
     state: RuleState,
@@ -80,37 +91,69 @@ impl Service for Alerter {
     const NAME: &'static str = "alerter";
     type Config = AlerterConfig;
 
+    fn check(config: &AlerterConfig) -> anyhow::Result<()> {
+        Scope::new(config.partitions, config.partition).map(|_| ())
+    }
+
     async fn connect(context: Context, config: AlerterConfig) -> anyhow::Result<Self> {
         sinks::check(&config.alertmanager, &config.webhooks)?;
+        let scope = Scope::new(config.partitions, config.partition)?;
         let compiled =
-            Compiled::new(config.rules.clone(), &config.custom, &context.fleet, config.custom_alert_ttl_secs)?;
+            Compiled::new(config.rules.clone(), &config.custom, &context.fleet, config.custom_alert_ttl_secs, scope)?;
         Stream::Alerts.apply(&context.jetstream, &context.subjects, &context.nats).await?;
         Stream::DeadLetter.ensure(&context.jetstream, &context.subjects, &context.nats).await?;
+        if scope != Scope::Whole {
+            // Where the partitions' inputs go (its owner, the processor, adds the subject).
+            Stream::Metrics.ensure(&context.jetstream, &context.subjects, &context.nats).await?;
+        }
         let bucket = nats::state_bucket(&context.jetstream, &context.subjects, &context.nats).await?;
-        let (feed, state) = EventFeed::open(&context, Self::NAME).await?;
-        Ok(Self { context, config, compiled, feed, state, bucket })
+        let name = scope.name();
+        let (feed, mut state): (EventFeed, RuleState) =
+            EventFeed::open_part(&context, &name, scope.keep(&context.subjects)).await?;
+        if feed.last_seq == 0 {
+            state = RuleState::new(scope);
+        }
+        anyhow::ensure!(
+            state.scope == scope,
+            "the snapshot {name} was kept by another role ({:?}): remove it to rebuild (README, Partitions)",
+            state.scope
+        );
+        Ok(Self { context, config, scope, compiled, feed, state, bucket })
     }
 
     async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         // Taken apart: the feed is not `Sync`, so nothing may borrow `self` whole across an await.
-        let Self { context, config, compiled, mut feed, mut state, bucket } = self;
+        let Self { context, config, scope, compiled, mut feed, mut state, bucket } = self;
         if !config.enable_alerts {
             info!("alerts are disabled (enable_alerts = false): nothing is evaluated");
             shutdown.cancelled().await;
             return Ok(());
         }
         let published = context.counters.counter("alerter_alerts_published_total");
-        // Each sink in its own task: one that is down never holds up the rules.
-        let sinks = tokio::spawn(sinks::run(
-            context.clone(),
-            config.alertmanager.clone(),
-            config.webhooks.clone(),
-            shutdown.clone(),
-        ));
-        let mut metrics = match compiled.custom.is_empty() {
-            true => None,
-            false => Some(metrics_feed(&context, state.metrics_seq + 1).await?),
+        // Each sink in its own task: one that is down never holds up the rules. The sinks
+        // read every alerter's alerts from FLEET_ALERTS, so partitions run none.
+        let sinks = match scope {
+            Scope::Part(_) => None,
+            _ => Some(tokio::spawn(sinks::run(
+                context.clone(),
+                config.alertmanager.clone(),
+                config.webhooks.clone(),
+                shutdown.clone(),
+            ))),
         };
+        let mut filters = Vec::new();
+        if !compiled.custom.is_empty() {
+            filters.extend([context.subjects.metrics_system(), context.subjects.metrics_worker_samples()]);
+        }
+        if let Scope::Tier { .. } = scope {
+            filters.push(context.subjects.metrics_alert_inputs_all());
+        }
+        let mut metrics = match filters.is_empty() {
+            true => None,
+            false => Some(metrics_feed(&context, state.metrics_seq + 1, filters).await?),
+        };
+        let mut open = open::OpenAlerts::new(bucket, scope).await?;
+        let mut inputs: Vec<RuleInputs> = Vec::new();
         let mut snapshot = tokio::time::interval(Duration::from_secs(config.snapshot_every_secs.max(1)));
         snapshot.tick().await;
         let mut state_tick = tokio::time::interval(STATE_EVERY);
@@ -121,44 +164,57 @@ impl Service for Alerter {
                 biased;
                 _ = shutdown.cancelled() => break,
                 _ = snapshot.tick() => feed.checkpoint(&state).await,
-                _ = state_tick.tick(), if dirty || state.book.dirty => {
+                _ = state_tick.tick(), if dirty || state.book.dirty || open.others_changed => {
                     context.counters.set_gauge("alerter_alerts_open", &[], state.book.open_count() as f64);
-                    match write_state(&bucket, &mut state).await {
+                    match open.write(&mut state).await {
                         Ok(()) => (dirty, state.book.dirty) = (false, false),
                         Err(err) => warn!(error = format!("{err:#}"), "open alerts not updated; retrying"),
                     }
                 }
+                Some(entry) = open.next_partition() => open.partition_changed(entry),
                 Some(message) = next_metrics(&mut metrics) => {
                     let (seq, kind, payload) = message;
-                    state.apply_metrics(&compiled, seq, kind, &payload, &mut changes);
+                    match kind {
+                        Some(kind) => state.apply_metrics(&compiled, seq, kind, &payload, &mut changes),
+                        None => match codec::decode_envelope::<RuleInputs>(&payload) {
+                            Ok(envelope) => state.apply_inputs(&compiled, seq, &envelope.payload, &mut changes),
+                            Err(err) => warn!(seq, error = %err, "undecodable rule inputs skipped"),
+                        },
+                    }
                 }
                 next = feed.next() => {
                     let Some((_, envelope)) = next else { break };
                     state.apply(&compiled, envelope.time, &envelope.payload, &mut changes);
+                    inputs.extend(state.take_ready());
                 }
             }
-            if changes.is_empty() {
+            if changes.is_empty() && inputs.is_empty() {
                 continue;
             }
-            dirty = true;
+            dirty |= !changes.is_empty();
             let fresh_after = now_ms() - config.max_alert_age_secs as i64 * 1000;
             let fresh: Vec<Alert> = changes.drain(..).filter(|alert| change_time(alert) >= fresh_after).collect();
-            // An alert is never dropped: the feed waits until every change is stored.
-            if !shared::service::retry_until_done("publishing alerts", &shutdown, || publish(&context, &fresh)).await {
+            // Nothing is dropped: the feed waits until every change and input is stored.
+            let name = scope.name();
+            let stored = || publish(&context, &name, &fresh, &inputs);
+            if !shared::service::retry_until_done("publishing alerts", &shutdown, stored).await {
                 // No final snapshot: the restart replays these events and publishes them.
                 return Ok(());
             }
             published.add(fresh.len() as u64);
+            inputs.clear();
         }
         feed.save_final(&state).await;
         shutdown.cancel();
-        let _ = sinks.await;
+        if let Some(sinks) = sinks {
+            let _ = sinks.await;
+        }
         Ok(())
     }
 }
 
 /// The event time of the change an alert revision records.
-fn change_time(alert: &Alert) -> i64 {
+pub(crate) fn change_time(alert: &Alert) -> i64 {
     alert
         .resolved_at
         .or(alert.fired_at)
@@ -166,9 +222,16 @@ fn change_time(alert: &Alert) -> i64 {
         .max(alert.acknowledged.as_ref().map_or(0, |m| m.at))
 }
 
-/// Publishes every change, all in flight at once, then waits for every ack.
-async fn publish(context: &Context, alerts: &[Alert]) -> anyhow::Result<()> {
-    let mut acks = Vec::with_capacity(alerts.len());
+/// Publishes every change and a partition's rule inputs, all in flight at once, then waits
+/// for every ack.
+async fn publish(context: &Context, name: &str, alerts: &[Alert], inputs: &[RuleInputs]) -> anyhow::Result<()> {
+    let mut acks = Vec::with_capacity(alerts.len() + inputs.len());
+    for second in inputs {
+        // Its id names the partition and second: a replay after a restart is a duplicate.
+        let envelope = Envelope::with_id(format!("{name}-{}", second.second), second.second * 1000, "alerter", second);
+        let subject = context.subjects.metrics_alert_inputs(second.partition);
+        acks.push(nats::publish_pipelined(&context.jetstream, subject, &envelope.id, &envelope).await?);
+    }
     for alert in alerts {
         let envelope = Envelope::with_id(alert.message_id(), change_time(alert), "alerter", alert);
         let subject = context.subjects.alert(alert.severity.as_str(), &alert.rule);
@@ -181,38 +244,17 @@ async fn publish(context: &Context, alerts: &[Alert]) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn write_state(bucket: &async_nats::jetstream::kv::Store, state: &mut RuleState) -> anyhow::Result<()> {
-    let time = now_ms();
-    let mut firing = FiringAlerts { time, alerts: state.book.open_alerts() };
-    let mut encoded = codec::encode(&firing)?;
-    if encoded.len() > MAX_STATE_BYTES {
-        // Too many to list (a whole rack overloaded): the firing ones, most severe first,
-        // as many as fit; each is still on FLEET_ALERTS and in the archive.
-        firing.alerts.retain(|alert| alert.state == shared::alert::AlertState::Firing);
-        firing.alerts.sort_by(|a, b| b.severity.cmp(&a.severity).then(b.value.total_cmp(&a.value)));
-        let keep = firing.alerts.len() * MAX_STATE_BYTES / encoded.len().max(1);
-        firing.alerts.truncate(keep.saturating_sub(keep / 10));
-        warn!(listed = firing.alerts.len(), "too many open alerts for one state message; listing the worst");
-        encoded = codec::encode(&firing)?;
-    }
-    bucket.put(state_keys::ALERTS_FIRING, encoded).await.context("updating the open alerts")?;
-    let silences = Silences { time, silences: state.book.silences(state.clock.watermark) };
-    bucket.put(state_keys::ALERTS_SILENCES, codec::encode(&silences)?).await.context("updating the silences")?;
-    Ok(())
-}
-
 type MetricsFeed = async_nats::jetstream::consumer::pull::Ordered;
 
-/// The system metrics and worker samples in FLEET_METRICS from `start_seq`, for the
-/// custom rules.
-async fn metrics_feed(context: &Context, start_seq: u64) -> anyhow::Result<MetricsFeed> {
+/// FLEET_METRICS from `start_seq` on `filter_subjects`: the system metrics and worker
+/// samples for the custom rules, the partitions' rule inputs for the fleet tier.
+async fn metrics_feed(context: &Context, start_seq: u64, filter_subjects: Vec<String>) -> anyhow::Result<MetricsFeed> {
     use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
     let stream = Stream::Metrics.ensure(&context.jetstream, &context.subjects, &context.nats).await?;
     let deliver_policy = match start_seq {
         0 | 1 => DeliverPolicy::New,
         _ => DeliverPolicy::ByStartSequence { start_sequence: start_seq },
     };
-    let filter_subjects = vec![context.subjects.metrics_system(), context.subjects.metrics_worker_samples()];
     let consumer = stream
         .create_consumer(OrderedConfig { deliver_policy, filter_subjects, ..Default::default() })
         .await
@@ -220,8 +262,9 @@ async fn metrics_feed(context: &Context, start_seq: u64) -> anyhow::Result<Metri
     consumer.messages().await.context("reading FLEET_METRICS")
 }
 
-/// The next metrics message; pending forever when there are no custom rules.
-async fn next_metrics(feed: &mut Option<MetricsFeed>) -> Option<(u64, MetricsKind, bytes::Bytes)> {
+/// The next metrics message, with the kind a custom rule reads (none for rule inputs);
+/// pending forever when there is no feed.
+async fn next_metrics(feed: &mut Option<MetricsFeed>) -> Option<(u64, Option<MetricsKind>, bytes::Bytes)> {
     let Some(messages) = feed else { return std::future::pending().await };
     loop {
         let message = match messages.next().await? {
@@ -234,7 +277,11 @@ async fn next_metrics(feed: &mut Option<MetricsFeed>) -> Option<(u64, MetricsKin
         };
         let Ok(info) = message.info() else { continue };
         let seq = info.stream_sequence;
-        let kind = if message.subject.ends_with(".system") { MetricsKind::System } else { MetricsKind::Worker };
+        let kind = match &message.subject {
+            subject if subject.contains(".metrics.alerts.partition.") => None,
+            subject if subject.ends_with(".system") => Some(MetricsKind::System),
+            _ => Some(MetricsKind::Worker),
+        };
         return Some((seq, kind, message.payload.clone()));
     }
 }

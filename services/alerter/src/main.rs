@@ -19,6 +19,13 @@ struct Cli {
     /// Disable alert generation (the guide's `--no-alerts`; config `alerter.enable_alerts`)
     #[arg(long)]
     no_alerts: bool,
+    /// Alerters the fleet's rules are split over: 1 or a divisor of 64 [default: 1]
+    #[arg(long)]
+    partitions: Option<u32>,
+    /// The partition whose workers and tasks this alerter watches, from 0; unset with
+    /// --partitions over 1, it is the fleet tier that runs the fleet-wide rules
+    #[arg(long)]
+    partition: Option<u32>,
 }
 
 fn main() -> ExitCode {
@@ -27,6 +34,8 @@ fn main() -> ExitCode {
     flags
         .set("alerter.rules.worker_overloaded.cpu_pct", cli.overload_cpu_pct)
         .set("alerter.rules.worker_overloaded.for_secs", cli.overload_for_secs)
-        .set("alerter.enable_alerts", cli.no_alerts.then_some(false));
+        .set("alerter.enable_alerts", cli.no_alerts.then_some(false))
+        .set("alerter.partitions", cli.partitions)
+        .set("alerter.partition", cli.partition);
     shared::service::main::<Alerter>(&cli.common, flags)
 }

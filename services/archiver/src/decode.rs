@@ -99,8 +99,8 @@ fn metrics_batches(
             // One worker a message, as processors before schema 2 published them.
             codec::decode_envelope::<WorkerMetrics>(payload)
                 .map(|envelope| samples.push((envelope.time, envelope.payload)))
-        } else if kind == "tasks" {
-            continue;
+        } else if kind == "tasks" || kind.starts_with("alerts.") {
+            continue; // the task metrics and the alerter partitions' rule inputs are not archived
         } else {
             codec::decode_envelope::<SystemMetrics>(payload).map(|envelope| {
                 system.extend(envelope.payload.flatten().into_iter().map(|(name, value)| (envelope.time, name, value)));

@@ -1,5 +1,5 @@
 //! `just bench` (partition-bench): how fast the fleet's events are folded by one processor,
-//! and by 2 and 4 partitions, on a real nats-server.
+//! and by 2 and 4 partitions, on a real nats-server; then the same for the alerter.
 //!
 //! The collector stores a fixed workload in FLEET_EVENTS and stops: 10,000 workers
 //! registering, then rounds in which every worker sends a heartbeat and a quarter of them
@@ -10,13 +10,20 @@
 //! folded per second (the stream's events over the wall time), each process's CPU seconds
 //! (and their mean per stream event: every partition reads every event, folding only its
 //! own), nats-server's CPU seconds, and each process's peak memory.
+//!
+//! The alerters' run ends when every partition has fired for the marker workers it owns
+//! (one per shard class of 4, each with a heartbeat hotter than any in the workload, past a
+//! threshold set just under it); the fleet tier runs beside the partitions and its CPU is
+//! counted with theirs.
 
 use fleetwatch_tests::procfs::{cpu_seconds, rss_mib};
 use fleetwatch_tests::{NatsServer, ServiceProcess};
 use futures::StreamExt;
 use serde_json::json;
+use shared::alert::Alert;
 use shared::fleet::FleetSummary;
 use shared::metrics::SystemMetrics;
+use shared::subjects::shard_of;
 use shared::{Envelope, Subjects, codec, now_ms};
 use std::time::{Duration, Instant};
 
@@ -90,6 +97,17 @@ async fn main() {
         let marker = json!([{"type": "worker_registered", "worker_id": "marker", "time": now_ms(),
                              "capabilities": {"hardware": "cpu", "cpu_cores": 1, "memory_gb": 1, "slots": 1, "tags": []}}]);
         ingest(&client, marker.as_array().expect("array")).await;
+        let hot: Vec<serde_json::Value> = markers()
+            .iter()
+            .flat_map(|worker| {
+                [
+                    json!({"type": "worker_registered", "worker_id": worker, "time": now_ms(),
+                       "capabilities": {"hardware": "cpu", "cpu_cores": 1, "memory_gb": 1, "slots": 1, "tags": []}}),
+                    json!({"type": "heartbeat", "worker_id": worker, "time": now_ms(), "cpu_pct": 100.0, "memory_pct": 40}),
+                ]
+            })
+            .collect();
+        ingest(&client, &hot).await;
         assert!(collector.stop());
     }
     let mut stream = js.get_stream("FLEET_EVENTS").await.expect("stream");
@@ -156,6 +174,63 @@ async fn main() {
             cpu.join(", "),
             peak.join(", ")
         );
+        drop(processes);
+    }
+    alerters(&nats, &client, total).await;
+}
+
+/// One marker worker per shard class of 4, so each of 1, 2 or 4 alerter partitions owns one.
+fn markers() -> Vec<String> {
+    (0..4)
+        .map(|class| (0..).map(|n| format!("hot-marker-{n}")).find(|id| shard_of(id) % 4 == class).expect("a marker"))
+        .collect()
+}
+
+async fn alerters(nats: &NatsServer, client: &async_nats::Client, total: u64) {
+    println!();
+    println!("Alerters over the same stream (with 2 and 4 partitions, the fleet tier's CPU and memory last):");
+    println!(
+        "| partitions | wall s | events/s folded | CPU s per process | nats-server CPU s | peak MiB per process |"
+    );
+    println!("|---:|---:|---:|---|---:|---|");
+    // Only the markers are hot enough, and they fire at once.
+    let env = [
+        ("FLEETWATCH_ALERTER__RULES__WORKER_OVERLOADED__CPU_PCT", "99.5"),
+        ("FLEETWATCH_ALERTER__RULES__WORKER_OVERLOADED__FOR_SECS", "0"),
+    ];
+    for count in [1u32, 2, 4] {
+        let mut alerts = client.subscribe("fleet.alerts.*.worker_overloaded").await.expect("subscribe");
+        let server_cpu = cpu_seconds(nats.pid());
+        let started = Instant::now();
+        let partitions = count.to_string();
+        let mut roles: Vec<Vec<&str>> = (0..count)
+            .map(|index| ["--partitions", &partitions, "--partition", ["0", "1", "2", "3"][index as usize]].to_vec())
+            .collect();
+        match count {
+            1 => roles = vec![Vec::new()],
+            _ => roles.push(vec!["--partitions", &partitions]),
+        }
+        let processes: Vec<ServiceProcess> =
+            roles.iter().map(|args| ServiceProcess::start_with_env("alerter", nats, args, &env)).collect();
+        let mut waiting: Vec<String> = markers();
+        let mut peak = vec![0f64; processes.len()];
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while !waiting.is_empty() {
+            assert!(Instant::now() < deadline, "{count} alerter partitions did not fold the stream in 10 minutes");
+            for (index, process) in processes.iter().enumerate() {
+                peak[index] = peak[index].max(process.pid().map_or(0.0, rss_mib));
+            }
+            let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(1), alerts.next()).await else { continue };
+            let envelope: Envelope<Alert> = codec::decode_envelope(&message.payload).expect("an alert");
+            waiting.retain(|marker| *marker != envelope.payload.target);
+        }
+        let wall = started.elapsed().as_secs_f64();
+        let server_cpu = cpu_seconds(nats.pid()) - server_cpu;
+        let cpu: Vec<String> =
+            processes.iter().map(|process| format!("{:.1}", process.pid().map_or(0.0, cpu_seconds))).collect();
+        let peak: Vec<String> = peak.iter().map(|mib| format!("{mib:.0}")).collect();
+        let rate = total as f64 / wall;
+        println!("| {count} | {wall:.1} | {rate:.0} | {} | {server_cpu:.1} | {} |", cpu.join(", "), peak.join(", "));
         drop(processes);
     }
 }

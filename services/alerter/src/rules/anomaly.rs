@@ -13,6 +13,7 @@ use super::config::names::{LATENCY_ANOMALY, QUEUE_TIME_ANOMALY, THROUGHPUT_ANOMA
 use super::{Alarms, Finished};
 use crate::engine::Details;
 use serde::{Deserialize, Serialize};
+use shared::alert::Totals;
 
 /// After a gap longer than this the bands start over, ms.
 const MAX_GAP_MS: i64 = 3600 * 1000;
@@ -60,6 +61,16 @@ impl Anomalies {
     pub fn started(&mut self, queue_ms: f64) {
         self.queue.sum += queue_ms / 1000.0;
         self.queue.n += 1;
+    }
+
+    /// A second's figures merged from the partitions: completions, and the sums of the
+    /// queue and run times, ms.
+    pub fn merged(&mut self, completions: u64, queue_ms: Totals, latency_ms: Totals) {
+        self.completions += completions;
+        self.queue.sum += queue_ms.sum / 1000.0;
+        self.queue.n += queue_ms.n;
+        self.latency.sum += latency_ms.sum / 1000.0;
+        self.latency.n += latency_ms.n;
     }
 
     pub fn every_second(&mut self, alarms: &mut Alarms, watermark: i64) {

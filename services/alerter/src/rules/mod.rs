@@ -6,16 +6,19 @@
 mod anomaly;
 pub mod config;
 mod custom;
+mod merge;
 mod pipeline;
 mod tasks;
 mod window;
 mod workers;
 
 use crate::engine::{Book, Details, Settings};
+use crate::scope::Scope;
 pub use config::Rules;
+use config::names;
 pub use custom::CustomRule;
 use serde::{Deserialize, Serialize};
-use shared::alert::{Alert, Mark};
+use shared::alert::{Alert, Mark, RuleInputs, Totals};
 use shared::event::Event;
 use std::collections::BTreeMap;
 
@@ -40,11 +43,15 @@ impl Compiled {
         custom: &[CustomRule],
         fleet: &shared::config::FleetConfig,
         custom_alert_ttl_secs: u64,
+        scope: Scope,
     ) -> anyhow::Result<Self> {
+        let mut settings = rules.settings();
+        settings.retain(|rule, _| scope.runs(rule));
+        let custom = custom::check(custom)?;
         Ok(Self {
-            settings: rules.settings(),
+            settings,
             rules,
-            custom: custom::check(custom)?,
+            custom: if scope.runs(names::CUSTOM) { custom } else { Vec::new() },
             lost_after_ms: fleet.lost_after_secs as i64 * 1000,
             retire_after_ms: fleet.retire_after_secs as i64 * 1000,
             custom_alert_ttl_ms: custom_alert_ttl_secs as i64 * 1000,
@@ -70,7 +77,9 @@ impl Clock {
     }
 }
 
-/// 1: the first layout kept (December 2026).
+/// 1: the first layout kept (December 2026). The fields partitions added (`scope`, `inputs`,
+/// `merger`, the foreign workers' hardware) default to the whole fleet's, which is all a
+/// snapshot without them can be, and a partition's snapshot has a name of its own.
 impl shared::snapshot::Layout for RuleState {
     const LAYOUT: u32 = 1;
 }
@@ -86,8 +95,21 @@ pub struct RuleState {
     custom: custom::Custom,
     /// The watermark's last whole second: windows are pruned once a second.
     second: i64,
-    /// Where the custom metric rules are in FLEET_METRICS.
+    /// Where the custom metric rules and the fleet tier are in FLEET_METRICS.
     pub metrics_seq: u64,
+    /// The rules it runs, over which part of the fleet.
+    #[serde(default)]
+    pub scope: Scope,
+    /// A partition: the fleet-wide rules' inputs seen since its watermark last passed a
+    /// second.
+    #[serde(default)]
+    inputs: Option<RuleInputs>,
+    /// A partition: the inputs of the seconds passed, to publish.
+    #[serde(skip)]
+    ready: Vec<RuleInputs>,
+    /// The fleet tier: the partitions' inputs, merged.
+    #[serde(default)]
+    merger: Option<merge::Merger>,
 }
 
 /// What rule code needs to raise and clear alerts.
@@ -139,6 +161,24 @@ impl Alarms<'_> {
 }
 
 impl RuleState {
+    pub fn new(scope: Scope) -> Self {
+        let (inputs, merger) = match scope {
+            Scope::Whole => (None, None),
+            Scope::Part(partition) => {
+                let inputs =
+                    RuleInputs { partition: partition.index, partitions: partition.count, ..Default::default() };
+                (Some(inputs), None)
+            }
+            Scope::Tier { partitions } => (None, Some(merge::Merger::new(partitions))),
+        };
+        Self { scope, inputs, merger, ..Self::default() }
+    }
+
+    /// A partition's inputs of the seconds its watermark passed, to publish.
+    pub fn take_ready(&mut self) -> Vec<RuleInputs> {
+        std::mem::take(&mut self.ready)
+    }
+
     /// Folds one event in; the alert changes it causes (directly, or by moving the
     /// watermark past deadlines) go to `out`.
     pub fn apply(&mut self, compiled: &Compiled, time: i64, event: &Event, out: &mut Vec<Alert>) {
@@ -170,17 +210,44 @@ impl RuleState {
                 let mark = Mark { by: by.clone(), at: time, comment: String::new() };
                 alarms.book.delete_silence(silence_id, mark, alarms.out);
             }
-            Event::AlertRaised { .. } => self.custom.raised(&mut alarms, time, event),
+            Event::AlertRaised { .. } if self.scope.runs(names::CUSTOM) => self.custom.raised(&mut alarms, time, event),
+            Event::AlertRaised { .. } => {}
             Event::ServiceReport { .. } | Event::ComponentStatus { .. } => {
                 self.pipeline.apply(&mut alarms, time, event)
             }
             _ => {
-                self.workers.apply(&mut alarms, time, event);
+                let own_worker = event.worker_id().is_none_or(|worker_id| self.scope.owns_worker(worker_id));
+                let own_task = event.task_id().is_none_or(|task_id| self.scope.owns_task(task_id));
+                match own_worker {
+                    true => self.workers.apply(&mut alarms, time, event),
+                    false => self.workers.foreign(event),
+                }
                 let hardware = event.worker_id().and_then(|worker_id| self.workers.hardware(worker_id));
+                if !own_task {
+                    // Another partition's task that ran on one of this partition's workers.
+                    let succeeded = match event {
+                        Event::TaskCompleted { .. } => true,
+                        Event::TaskFailed { .. } => false,
+                        _ => return self.advance(compiled, out),
+                    };
+                    let worker_id = event.worker_id().map(str::to_owned);
+                    let finished = Finished { model: String::new(), hardware, worker_id, succeeded, duration_ms: None };
+                    self.workers.finished(&mut alarms, time, &finished);
+                    return self.advance(compiled, out);
+                }
+                if let (Some(inputs), Event::TaskAssigned { best_fit: Some(fit), .. }) = (&mut self.inputs, event) {
+                    inputs.fits.add(f64::from(u8::from(*fit)));
+                }
                 match self.tasks.apply(&mut alarms, time, event, hardware) {
-                    Some(Fold::Started { queue_ms }) => self.anomaly.started(queue_ms),
+                    Some(Fold::Started { model, queue_ms }) => match &mut self.inputs {
+                        Some(inputs) => inputs.queue_ms.entry(model).or_default().add(queue_ms),
+                        None => self.anomaly.started(queue_ms),
+                    },
                     Some(Fold::Finished(finished)) => {
-                        self.anomaly.finished(&finished);
+                        match &mut self.inputs {
+                            Some(inputs) => record_finished(inputs, &finished),
+                            None => self.anomaly.finished(&finished),
+                        }
                         self.workers.finished(&mut alarms, time, &finished);
                     }
                     None => {}
@@ -201,12 +268,63 @@ impl RuleState {
         self.pipeline.advance(&mut alarms, watermark);
         self.custom.advance(&mut alarms, watermark);
         if watermark / 1000 > self.second {
+            let passed = if self.second == 0 { watermark / 1000 - 1 } else { self.second };
             self.second = watermark / 1000;
-            self.tasks.every_second(&mut alarms, watermark);
             self.pipeline.every_second(&mut alarms, watermark);
-            self.anomaly.every_second(&mut alarms, watermark);
+            // The fleet tier judges the task windows and anomalies as the merged seconds come.
+            let tier = self.merger.is_some();
+            if !tier {
+                self.tasks.every_second(&mut alarms, watermark);
+                self.anomaly.every_second(&mut alarms, watermark);
+            }
+            if let Some(inputs) = &mut self.inputs {
+                let next =
+                    RuleInputs { partition: inputs.partition, partitions: inputs.partitions, ..Default::default() };
+                let mut done = std::mem::replace(inputs, next);
+                (done.second, done.waiting) = (passed, self.tasks.waiting());
+                self.ready.push(done);
+            }
+            self.book.advance(watermark, out);
+            if tier {
+                self.judge(compiled, out); // partitions that fall silent are not waited for
+            }
+            return;
         }
         self.book.advance(watermark, out);
+    }
+
+    /// The fleet tier: a partition's rule inputs, from FLEET_METRICS at `seq`. Every second
+    /// that all partitions have now reported is judged.
+    pub fn apply_inputs(&mut self, compiled: &Compiled, seq: u64, inputs: &RuleInputs, out: &mut Vec<Alert>) {
+        self.metrics_seq = seq;
+        if self.merger.as_mut().is_some_and(|merger| merger.add(inputs)) {
+            self.judge(compiled, out);
+        }
+    }
+
+    /// The fleet tier: judges the seconds every partition has reported (or that silent
+    /// ones have left behind).
+    fn judge(&mut self, compiled: &Compiled, out: &mut Vec<Alert>) {
+        let Some(merger) = &mut self.merger else { return };
+        let (seconds, waiting, judged) = merger.ready(self.clock.watermark);
+        let mut alarms = Alarms { compiled, book: &mut self.book, out };
+        for (second, merged) in &seconds {
+            let time = second * 1000;
+            // Buckets that ended before this second close before its figures join.
+            self.anomaly.every_second(&mut alarms, time);
+            let completions = merged.outcomes.iter().filter(|(key, _)| key.starts_with("model:")).map(|(_, t)| t.sum);
+            let queued = merged.queue_ms.values().fold(Totals::default(), |mut all, t| {
+                all.merge(t);
+                all
+            });
+            self.anomaly.merged(completions.sum::<f64>().round() as u64, queued, merged.latency_ms);
+            self.tasks.merged(&mut alarms, time, merged, waiting);
+        }
+        if seconds.is_empty() && judged > 0 {
+            // Nothing new: the windows still age.
+            self.tasks.merged(&mut alarms, judged * 1000, &RuleInputs::default(), waiting);
+        }
+        self.book.advance(self.clock.watermark, out);
     }
 
     /// A metrics message for the custom rules, from FLEET_METRICS at `seq`.
@@ -225,6 +343,18 @@ impl RuleState {
     }
 }
 
+/// A finished task in a partition's inputs: each of its groups' outcome, and its run time
+/// when it completed (one group per task is its model, so the completions are the
+/// successes summed over the `model:` groups).
+fn record_finished(inputs: &mut RuleInputs, task: &Finished) {
+    for key in tasks::group_keys(task) {
+        inputs.outcomes.entry(key).or_default().add(f64::from(u8::from(task.succeeded)));
+    }
+    if let (true, Some(duration_ms)) = (task.succeeded, task.duration_ms) {
+        inputs.latency_ms.add(duration_ms);
+    }
+}
+
 /// Which metrics message a custom rule reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -238,7 +368,7 @@ pub enum MetricsKind {
 
 /// What a task event told the rules that learn from tasks.
 pub enum Fold {
-    Started { queue_ms: f64 },
+    Started { model: String, queue_ms: f64 },
     Finished(Finished),
 }
 
@@ -252,5 +382,7 @@ pub struct Finished {
     pub duration_ms: Option<f64>,
 }
 
+#[cfg(test)]
+mod partition_tests;
 #[cfg(test)]
 mod tests;

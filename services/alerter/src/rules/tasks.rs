@@ -9,6 +9,7 @@ use super::window::Window;
 use super::{Alarms, Finished, Fold};
 use crate::engine::Details;
 use serde::{Deserialize, Serialize};
+use shared::alert::RuleInputs;
 use shared::event::{Event, HardwareKind};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -104,7 +105,7 @@ impl Tasks {
                 self.queue_times.entry(model.clone()).or_default().push(time, queue_ms);
                 self.check_queue_time(alarms, time, &model);
                 self.check_queue(alarms, time);
-                return Some(Fold::Started { queue_ms });
+                return Some(Fold::Started { model, queue_ms });
             }
             Event::TaskCompleted { task_id, .. } => {
                 return self.finish(alarms, time, task_id, true).map(Fold::Finished);
@@ -251,6 +252,29 @@ impl Tasks {
         }
     }
 
+    /// The fleet tier: one second's inputs merged from every partition, and the tasks
+    /// waiting fleet-wide, go into the windows, and every condition over them is judged.
+    pub fn merged(&mut self, alarms: &mut Alarms, time: i64, inputs: &RuleInputs, waiting: u64) {
+        for (model, queued) in &inputs.queue_ms {
+            self.queue_times.entry(model.clone()).or_default().add(time, queued.n, queued.sum);
+        }
+        for (key, outcomes) in &inputs.outcomes {
+            let failed = outcomes.n.saturating_sub(outcomes.sum.round() as u64);
+            if failed > 0 {
+                self.failures.entry(key.clone()).or_default().add(time, failed, failed as f64);
+            }
+            self.outcomes.entry(key.clone()).or_default().add(time, outcomes.n, outcomes.sum);
+        }
+        self.fits.add(time, inputs.fits.n, inputs.fits.sum);
+        self.waiting = waiting;
+        self.check_queue(alarms, time);
+        self.every_second(alarms, time);
+    }
+
+    pub fn waiting(&self) -> u64 {
+        self.waiting
+    }
+
     /// Windows age out by the watermark, so conditions over them are checked again.
     pub fn every_second(&mut self, alarms: &mut Alarms, watermark: i64) {
         self.tasks.retain(|_, task| task.failed_at.is_none_or(|failed| watermark - failed < RETRY_WAIT_MS));
@@ -371,7 +395,7 @@ impl Tasks {
     }
 }
 
-fn group_keys(task: &Finished) -> Vec<String> {
+pub fn group_keys(task: &Finished) -> Vec<String> {
     let mut keys = vec![format!("model:{}", task.model)];
     if let Some(hardware) = task.hardware {
         keys.push(format!("hardware:{}", hardware.as_str()));

@@ -15,7 +15,7 @@ impl Run {
     fn new(rules: Rules) -> Self {
         let fleet = shared::config::FleetConfig::default();
         Self {
-            compiled: Compiled::new(rules, &[], &fleet, 3600).expect("valid"),
+            compiled: Compiled::new(rules, &[], &fleet, 3600, Scope::Whole).expect("valid"),
             state: RuleState::default(),
             out: Vec::new(),
         }
@@ -54,7 +54,7 @@ fn quick() -> Rules {
     rules
 }
 
-fn registered(worker_id: &str) -> Event {
+pub(super) fn registered(worker_id: &str) -> Event {
     Event::WorkerRegistered {
         worker_id: worker_id.into(),
         capabilities: Capabilities {
@@ -69,7 +69,7 @@ fn registered(worker_id: &str) -> Event {
     }
 }
 
-fn heartbeat(worker_id: &str, cpu_pct: f32, queued_tasks: u32) -> Event {
+pub(super) fn heartbeat(worker_id: &str, cpu_pct: f32, queued_tasks: u32) -> Event {
     Event::Heartbeat {
         worker_id: worker_id.into(),
         cpu_pct: Some(cpu_pct),
@@ -82,7 +82,7 @@ fn heartbeat(worker_id: &str, cpu_pct: f32, queued_tasks: u32) -> Event {
     }
 }
 
-fn queued(task_id: &str, model: &str) -> Event {
+pub(super) fn queued(task_id: &str, model: &str) -> Event {
     Event::TaskQueued {
         task_id: task_id.into(),
         model: model.into(),
@@ -92,15 +92,15 @@ fn queued(task_id: &str, model: &str) -> Event {
     }
 }
 
-fn started(task_id: &str, worker_id: &str) -> Event {
+pub(super) fn started(task_id: &str, worker_id: &str) -> Event {
     Event::TaskStarted { task_id: task_id.into(), worker_id: worker_id.into() }
 }
 
-fn failed(task_id: &str, worker_id: &str) -> Event {
+pub(super) fn failed(task_id: &str, worker_id: &str) -> Event {
     Event::TaskFailed { task_id: task_id.into(), worker_id: Some(worker_id.into()), error: "oom".into() }
 }
 
-fn completed(task_id: &str, worker_id: &str) -> Event {
+pub(super) fn completed(task_id: &str, worker_id: &str) -> Event {
     Event::TaskCompleted { task_id: task_id.into(), worker_id: worker_id.into() }
 }
 

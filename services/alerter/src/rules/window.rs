@@ -16,17 +16,25 @@ pub struct Window {
 
 impl Window {
     pub fn push(&mut self, time: i64, value: f64) {
+        self.add(time, 1, value);
+    }
+
+    /// `n` samples at `time` whose values sum to `sum` (a second merged from partitions).
+    pub fn add(&mut self, time: i64, n: u64, sum: f64) {
+        if n == 0 {
+            return;
+        }
         let second = time.div_euclid(1000);
         match self.buckets.back_mut() {
-            Some((last, n, sum)) if *last >= second => {
+            Some((last, count, total)) if *last >= second => {
                 // Late samples join the newest second: the window is a second coarse anyway.
-                *n += 1;
-                *sum += value;
+                *count += n;
+                *total += sum;
             }
-            _ => self.buckets.push_back((second, 1, value)),
+            _ => self.buckets.push_back((second, n, sum)),
         }
-        self.count += 1;
-        self.sum += value;
+        self.count += n;
+        self.sum += sum;
     }
 
     /// Drops the seconds that lie wholly at or before `since`.

@@ -5,7 +5,7 @@ use super::{Alarms, Finished};
 use crate::engine::Details;
 use serde::{Deserialize, Serialize};
 use shared::event::{Event, HardwareKind, ReportedStatus};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// EWMA weights of the failure trend: recent (about the last 10 tasks) and long-run (about
 /// the last 100). At 10,000 demo workers a weight of 0.3 fired on any two failures in a row.
@@ -17,6 +17,10 @@ pub struct Workers {
     workers: BTreeMap<String, Worker>,
     /// (last heartbeat + lost_after, worker): when each worker counts as lost.
     deadlines: BTreeSet<(i64, String)>,
+    /// In a partition: the hardware of the workers other partitions watch, which its own
+    /// tasks may run on (their lifecycle events reach every partition).
+    #[serde(default)]
+    foreign: HashMap<String, HardwareKind>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -43,7 +47,23 @@ struct Load {
 
 impl Workers {
     pub fn hardware(&self, worker_id: &str) -> Option<HardwareKind> {
-        self.workers.get(worker_id)?.hardware
+        match self.workers.get(worker_id) {
+            Some(worker) => worker.hardware,
+            None => self.foreign.get(worker_id).copied(),
+        }
+    }
+
+    /// Another partition's worker: only its hardware is kept.
+    pub fn foreign(&mut self, event: &Event) {
+        match event {
+            Event::WorkerRegistered { worker_id, capabilities } => {
+                self.foreign.insert(worker_id.clone(), capabilities.hardware);
+            }
+            Event::WorkerDeregistered { worker_id, .. } => {
+                self.foreign.remove(worker_id);
+            }
+            _ => {}
+        }
     }
 
     pub fn apply(&mut self, alarms: &mut Alarms, time: i64, event: &Event) {
