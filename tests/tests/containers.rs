@@ -89,6 +89,35 @@ fn interpolate(value: &str, secrets: &BTreeMap<String, String>) -> String {
     }
 }
 
+/// A Compose service's environment, its variables taken from the secrets.
+fn compose_environment(spec: &Value, secrets: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let variables = spec["environment"].as_object().expect("environment");
+    variables
+        .iter()
+        .map(|(key, value)| (key.clone(), interpolate(value.as_str().expect("a string"), secrets)))
+        .collect()
+}
+
+/// The value after `flag` in a command, as a number.
+fn number_after(command: &[String], flag: &str) -> Option<u32> {
+    let at = command.iter().position(|word| word == flag)?;
+    Some(command.get(at + 1).and_then(|value| value.parse().ok()).unwrap_or_else(|| panic!("{flag} in {command:?}")))
+}
+
+/// For each partitioned service, its roles (a partition's index, or none for the fleet
+/// tier) must be one tier and every index once, all told the same count.
+fn one_tier_and_every_partition(roles: &BTreeMap<&str, Vec<(u32, Option<u32>)>>, whose: &str) {
+    for service in ["processor", "alerter"] {
+        let mut found = roles.get(service).cloned().unwrap_or_default();
+        found.sort();
+        let count = found.first().map_or(0, |(count, _)| *count);
+        assert!(count > 1, "{whose}: {service} is partitioned");
+        let expected: Vec<(u32, Option<u32>)> =
+            [(count, None)].into_iter().chain((0..count).map(|index| (count, Some(index)))).collect();
+        assert_eq!(found, expected, "{whose}: {service}'s tier and partitions");
+    }
+}
+
 #[test]
 fn compose_runs_every_service_as_the_code_expects() {
     let compose = &yaml_documents("compose/compose.yaml")[0];
@@ -107,12 +136,7 @@ fn compose_runs_every_service_as_the_code_expects() {
         let spec = &services[service];
         assert_eq!(spec["image"], format!("fleetwatch:{}", env!("CARGO_PKG_VERSION")), "{service}");
         assert_eq!(spec["build"]["dockerfile"], "deploy/Dockerfile", "{service}");
-        let env: BTreeMap<String, String> = spec["environment"]
-            .as_object()
-            .expect("environment")
-            .iter()
-            .map(|(key, value)| (key.clone(), interpolate(value.as_str().expect("a string"), &secrets)))
-            .collect();
+        let env = compose_environment(spec, &secrets);
         accepts(service, &strings(&spec["command"]), &env, &format!("compose {service}"));
         let health = strings(&spec["healthcheck"]["test"]).join(" ");
         assert!(health.ends_with(&format!("http://127.0.0.1:{probe_port}/readyz")), "{service}: {health}");
@@ -245,6 +269,85 @@ fn kubernetes_runs_every_service_as_the_code_expects() {
         .iter()
         .find_map(|volume| volume["persistentVolumeClaim"]["claimName"].as_str());
     find("PersistentVolumeClaim", claim.expect("the archive's volume"));
+}
+
+#[test]
+fn compose_partitioned_runs_one_tier_and_every_partition() {
+    let base = &yaml_documents("compose/compose.yaml")[0]["services"];
+    let overrides = &yaml_documents("compose/partitioned.yaml")[0]["services"];
+    let secrets = secrets();
+    let mut roles: BTreeMap<&str, Vec<(u32, Option<u32>)>> = BTreeMap::new();
+    for (name, spec) in overrides.as_object().expect("services") {
+        let service = spec["extends"]["service"].as_str().unwrap_or(name);
+        if !spec["extends"].is_null() {
+            assert_eq!(spec["extends"]["file"], "compose.yaml", "{name}");
+        }
+        let base_spec = &base[service];
+        assert!(base_spec.is_object(), "{name}: compose.yaml has no {service}");
+        let command = strings(&spec["command"]);
+        accepts(service, &command, &compose_environment(base_spec, &secrets), &format!("compose {name}"));
+        let count = number_after(&command, "--partitions").unwrap_or(1);
+        roles.entry(service).or_default().push((count, number_after(&command, "--partition")));
+    }
+    one_tier_and_every_partition(&roles, "compose/partitioned.yaml");
+}
+
+#[test]
+fn kubernetes_partitioned_runs_one_tier_and_every_partition() {
+    let kustomization = &yaml_documents("partitioned/kustomization.yaml")[0];
+    assert_eq!(strings(&kustomization["resources"]), ["..", "partitions.yaml"], "the base, and the partitions");
+    let base = yaml_documents("k8s/fleetwatch.yaml");
+    let added = yaml_documents("partitioned/partitions.yaml");
+    let find = |objects: &[Value], kind: &str, name: &str| {
+        let found = objects.iter().find(|object| object["kind"] == kind && object["metadata"]["name"] == name);
+        found.cloned().unwrap_or_else(|| panic!("no {kind} {name}"))
+    };
+    let secrets = secrets();
+    let mut roles: BTreeMap<&str, Vec<(u32, Option<u32>)>> = BTreeMap::new();
+    for service in ["processor", "alerter"] {
+        // The tier: the base's Deployment, given the patch's arguments.
+        let name = format!("fleetwatch-{service}");
+        let patch = kustomization["patches"]
+            .as_array()
+            .expect("patches")
+            .iter()
+            .find(|patch| patch["target"]["kind"] == "Deployment" && patch["target"]["name"] == name.as_str())
+            .unwrap_or_else(|| panic!("no patch for {name}"));
+        let ops: yaml_serde::Value = yaml_serde::from_str(patch["patch"].as_str().expect("a patch")).expect("YAML");
+        let ops = serde_json::to_value(ops).expect("JSON");
+        assert_eq!(ops[0]["op"], "add");
+        assert_eq!(ops[0]["path"], "/spec/template/spec/containers/0/args");
+        let container = &find(&base, "Deployment", &name)["spec"]["template"]["spec"]["containers"][0];
+        let tier = [strings(&container["command"]), strings(&ops[0]["value"])].concat();
+        accepts(service, &tier, &environment(container, &secrets, service), &format!("kubernetes {service} tier"));
+        let count = number_after(&tier, "--partitions").expect("a count");
+        roles.entry(service).or_default().push((count, None));
+
+        // The partitions: a StatefulSet whose pods' indexes are their partitions.
+        let set = find(&added, "StatefulSet", &format!("{name}-part"));
+        assert_eq!(set["spec"]["replicas"], count, "{service}: a pod for each partition");
+        let governing = find(&added, "Service", set["spec"]["serviceName"].as_str().expect("serviceName"));
+        assert_eq!(governing["spec"]["clusterIP"], "None");
+        assert_eq!(governing["spec"]["selector"], set["spec"]["selector"]["matchLabels"]);
+        let container = &set["spec"]["template"]["spec"]["containers"][0];
+        let partition = container["env"].as_array().expect("env").iter().find(|v| v["name"] == "PARTITION");
+        let field = &partition.expect("a PARTITION variable")["valueFrom"]["fieldRef"]["fieldPath"];
+        assert_eq!(field, "metadata.labels['apps.kubernetes.io/pod-index']");
+        for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+            assert_eq!(container[probe]["httpGet"]["path"], path, "{service} {probe}");
+        }
+        let env = environment(container, &secrets, service);
+        for index in 0..count {
+            let command: Vec<String> = strings(&container["command"])
+                .iter()
+                .map(|word| word.replace("$(PARTITION)", &index.to_string()))
+                .collect();
+            accepts(service, &command, &env, &format!("kubernetes {service} partition {index}"));
+            assert_eq!(number_after(&command, "--partitions"), Some(count), "{service} partition {index}");
+            roles.entry(service).or_default().push((count, number_after(&command, "--partition")));
+        }
+    }
+    one_tier_and_every_partition(&roles, "deploy/partitioned");
 }
 
 /// A container's environment, with every secret it names taken from the Secret.
