@@ -165,6 +165,8 @@ pub struct RuleInputs {
     pub outcomes: BTreeMap<String, Totals>,
     /// Assignments that said whether they went to a best-fitted worker, and how many did.
     pub fits: Totals,
+    /// Tasks that completed.
+    pub completed: u64,
     /// Tasks that completed with a known run time, and their run times, ms.
     pub latency_ms: Totals,
 }
@@ -199,6 +201,7 @@ impl RuleInputs {
         merge_map(&mut self.queue_ms, &other.queue_ms);
         merge_map(&mut self.outcomes, &other.outcomes);
         self.fits.merge(&other.fits);
+        self.completed += other.completed;
         self.latency_ms.merge(&other.latency_ms);
     }
 }

@@ -71,6 +71,11 @@ pub const DESCRIPTIONS: &[Description] = &[
     described("processor_events_applied_total", "Events folded into the fleet state."),
     described("processor_events_undecodable_total", "Events the processor could not decode (dead-lettered)."),
     described("processor_ticks_total", "Metrics ticks published."),
+    described("processor_partition_summaries_total", "Partition summaries the fleet tier merged."),
+    described(
+        "processor_partition_summaries_rejected_total",
+        "Partition summaries the fleet tier ignored: undecodable, or of no partition of its count.",
+    ),
     Description {
         name: "processor_tick_micros_total",
         help: "Time spent computing and publishing metrics ticks.",
@@ -80,7 +85,11 @@ pub const DESCRIPTIONS: &[Description] = &[
     described("processor_tick_failures_total", "Metrics ticks that could not be published."),
     described("processor_workers_retired_total", "Workers retired after a long silence."),
     described("alerter_alerts_published_total", "Alert state changes published."),
-    described("alerter_alerts_open", "Alerts open now, pending and firing."),
+    described("alerter_alerts_open", "Alerts open now, pending and firing (a partition's or the fleet tier's own)."),
+    described(
+        "alerter_rule_inputs_refused_total",
+        "Alerter partitions' rule inputs the fleet tier did not merge: late, undecodable, or of another partition count.",
+    ),
     described("alerter_events_undecodable_total", "Events the alerter could not decode (dead-lettered)."),
     described("alerter_notifications_sent_total", "Webhook notifications delivered (each one group of alerts)."),
     described("alerter_notification_failures_total", "Webhook delivery attempts that failed (each retry counts)."),

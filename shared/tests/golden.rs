@@ -515,6 +515,7 @@ fn alert_partition_inputs_decode() {
     inputs.outcomes.insert("model:vit-large".into(), Totals { n: 3, sum: 2.0 });
     inputs.outcomes.insert("hardware:cuda".into(), Totals { n: 3, sum: 2.0 });
     inputs.fits = Totals { n: 4, sum: 3.0 };
+    inputs.completed = 2;
     inputs.latency_ms = Totals { n: 2, sum: 61_000.0 };
     check("metrics-alert-inputs", envelope_v2("alerter-1-of-2-1764000000", "alerter", inputs));
 }

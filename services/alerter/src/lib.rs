@@ -15,6 +15,7 @@ pub mod sinks;
 
 use anyhow::Context as _;
 use futures::StreamExt;
+use rules::merge::Refused;
 use rules::{Compiled, CustomRule, MetricsKind, RuleState, Rules};
 use scope::Scope;
 use serde::{Deserialize, Serialize};
@@ -103,8 +104,13 @@ impl Service for Alerter {
         Stream::Alerts.apply(&context.jetstream, &context.subjects, &context.nats).await?;
         Stream::DeadLetter.ensure(&context.jetstream, &context.subjects, &context.nats).await?;
         if scope != Scope::Whole {
-            // Where the partitions' inputs go (its owner, the processor, adds the subject).
-            Stream::Metrics.ensure(&context.jetstream, &context.subjects, &context.nats).await?;
+            // Where the partitions' inputs go; its owner, the processor, adds the subject.
+            let metrics = Stream::Metrics.ensure(&context.jetstream, &context.subjects, &context.nats).await?;
+            let inputs = context.subjects.metrics_alert_inputs_all();
+            anyhow::ensure!(
+                metrics.cached_info().config.subjects.contains(&inputs),
+                "FLEET_METRICS does not take {inputs}: start a processor of this version first (it owns the stream)"
+            );
         }
         let bucket = nats::state_bucket(&context.jetstream, &context.subjects, &context.nats).await?;
         let name = scope.name();
@@ -141,18 +147,24 @@ impl Service for Alerter {
                 shutdown.clone(),
             ))),
         };
-        let mut filters = Vec::new();
-        if !compiled.custom.is_empty() {
-            filters.extend([context.subjects.metrics_system(), context.subjects.metrics_worker_samples()]);
-        }
-        if let Scope::Tier { .. } = scope {
-            filters.push(context.subjects.metrics_alert_inputs_all());
-        }
-        let mut metrics = match filters.is_empty() {
+        let mut metrics = match compiled.custom.is_empty() {
             true => None,
-            false => Some(metrics_feed(&context, state.metrics_seq + 1, filters).await?),
+            false => {
+                let filters = vec![context.subjects.metrics_system(), context.subjects.metrics_worker_samples()];
+                Some(metrics_feed(&context, state.metrics_seq, false, filters).await?)
+            }
+        };
+        // The tier: a fresh one reads every stored input, so none published before it
+        // started is missed.
+        let mut inputs_feed = match scope {
+            Scope::Tier { .. } => {
+                let filters = vec![context.subjects.metrics_alert_inputs_all()];
+                Some(metrics_feed(&context, state.inputs_seq, true, filters).await?)
+            }
+            _ => None,
         };
         let mut open = open::OpenAlerts::new(bucket, scope).await?;
+        let name = scope.name();
         let mut inputs: Vec<RuleInputs> = Vec::new();
         let mut snapshot = tokio::time::interval(Duration::from_secs(config.snapshot_every_secs.max(1)));
         snapshot.tick().await;
@@ -164,6 +176,8 @@ impl Service for Alerter {
                 biased;
                 _ = shutdown.cancelled() => break,
                 _ = snapshot.tick() => feed.checkpoint(&state).await,
+                // Before the state is written: the tier lists its partitions' alerts from the first write.
+                Some(entry) = open.next_partition() => open.partition_changed(entry),
                 _ = state_tick.tick(), if dirty || state.book.dirty || open.others_changed => {
                     context.counters.set_gauge("alerter_alerts_open", &[], state.book.open_count() as f64);
                     match open.write(&mut state).await {
@@ -171,15 +185,20 @@ impl Service for Alerter {
                         Err(err) => warn!(error = format!("{err:#}"), "open alerts not updated; retrying"),
                     }
                 }
-                Some(entry) = open.next_partition() => open.partition_changed(entry),
                 Some(message) = next_metrics(&mut metrics) => {
                     let (seq, kind, payload) = message;
-                    match kind {
-                        Some(kind) => state.apply_metrics(&compiled, seq, kind, &payload, &mut changes),
-                        None => match codec::decode_envelope::<RuleInputs>(&payload) {
-                            Ok(envelope) => state.apply_inputs(&compiled, seq, &envelope.payload, &mut changes),
-                            Err(err) => warn!(seq, error = %err, "undecodable rule inputs skipped"),
-                        },
+                    state.apply_metrics(&compiled, seq, kind, &payload, &mut changes);
+                }
+                Some((seq, _, payload)) = next_metrics(&mut inputs_feed) => {
+                    let refused = match codec::decode_envelope::<RuleInputs>(&payload) {
+                        Ok(envelope) => state.apply_inputs(&compiled, seq, &envelope.payload, &mut changes).err(),
+                        Err(err) => {
+                            warn!(seq, error = %err, "undecodable rule inputs skipped");
+                            Some(Refused::Undecodable)
+                        }
+                    };
+                    if let Some(why) = refused {
+                        refused_inputs(&context, seq, why);
                     }
                 }
                 next = feed.next() => {
@@ -195,7 +214,6 @@ impl Service for Alerter {
             let fresh_after = now_ms() - config.max_alert_age_secs as i64 * 1000;
             let fresh: Vec<Alert> = changes.drain(..).filter(|alert| change_time(alert) >= fresh_after).collect();
             // Nothing is dropped: the feed waits until every change and input is stored.
-            let name = scope.name();
             let stored = || publish(&context, &name, &fresh, &inputs);
             if !shared::service::retry_until_done("publishing alerts", &shutdown, stored).await {
                 // No final snapshot: the restart replays these events and publishes them.
@@ -210,6 +228,15 @@ impl Service for Alerter {
             let _ = sinks.await;
         }
         Ok(())
+    }
+}
+
+/// Counts and warns of a partition's inputs the tier did not merge, but for the seconds a
+/// restarted partition publishes again, which are expected.
+fn refused_inputs(context: &Context, seq: u64, why: Refused) {
+    if why != Refused::Duplicate {
+        context.counters.counter("alerter_rule_inputs_refused_total").inc();
+        warn!(seq, reason = ?why, "a partition's rule inputs were not merged (schemas/alerts.md, Partitions)");
     }
 }
 
@@ -246,25 +273,32 @@ async fn publish(context: &Context, name: &str, alerts: &[Alert], inputs: &[Rule
 
 type MetricsFeed = async_nats::jetstream::consumer::pull::Ordered;
 
-/// FLEET_METRICS from `start_seq` on `filter_subjects`: the system metrics and worker
-/// samples for the custom rules, the partitions' rule inputs for the fleet tier.
-async fn metrics_feed(context: &Context, start_seq: u64, filter_subjects: Vec<String>) -> anyhow::Result<MetricsFeed> {
+/// FLEET_METRICS on `filter_subjects` after `seq`: the system metrics and worker samples
+/// for the custom rules, the partitions' rule inputs for the fleet tier. With no `seq`
+/// yet, from now on, or from the first stored message when `from_first`.
+async fn metrics_feed(
+    context: &Context,
+    seq: u64,
+    from_first: bool,
+    filter_subjects: Vec<String>,
+) -> anyhow::Result<MetricsFeed> {
     use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
     let stream = Stream::Metrics.ensure(&context.jetstream, &context.subjects, &context.nats).await?;
-    let deliver_policy = match start_seq {
-        0 | 1 => DeliverPolicy::New,
-        _ => DeliverPolicy::ByStartSequence { start_sequence: start_seq },
+    let deliver_policy = match (seq, from_first) {
+        (0, true) => DeliverPolicy::All,
+        (0, false) => DeliverPolicy::New,
+        (seq, _) => DeliverPolicy::ByStartSequence { start_sequence: seq + 1 },
     };
     let consumer = stream
         .create_consumer(OrderedConfig { deliver_policy, filter_subjects, ..Default::default() })
         .await
-        .context("reading FLEET_METRICS for the custom rules")?;
+        .context("reading FLEET_METRICS")?;
     consumer.messages().await.context("reading FLEET_METRICS")
 }
 
-/// The next metrics message, with the kind a custom rule reads (none for rule inputs);
-/// pending forever when there is no feed.
-async fn next_metrics(feed: &mut Option<MetricsFeed>) -> Option<(u64, Option<MetricsKind>, bytes::Bytes)> {
+/// The next metrics message, with the kind a custom rule reads; pending forever when there
+/// is no feed.
+async fn next_metrics(feed: &mut Option<MetricsFeed>) -> Option<(u64, MetricsKind, bytes::Bytes)> {
     let Some(messages) = feed else { return std::future::pending().await };
     loop {
         let message = match messages.next().await? {
@@ -277,11 +311,7 @@ async fn next_metrics(feed: &mut Option<MetricsFeed>) -> Option<(u64, Option<Met
         };
         let Ok(info) = message.info() else { continue };
         let seq = info.stream_sequence;
-        let kind = match &message.subject {
-            subject if subject.contains(".metrics.alerts.partition.") => None,
-            subject if subject.ends_with(".system") => Some(MetricsKind::System),
-            _ => Some(MetricsKind::Worker),
-        };
+        let kind = if message.subject.ends_with(".system") { MetricsKind::System } else { MetricsKind::Worker };
         return Some((seq, kind, message.payload.clone()));
     }
 }

@@ -56,6 +56,12 @@ impl OpenAlerts {
             Ok(entry) => entry,
             Err(err) => return warn!(error = %err, "watching the partitions' open alerts"),
         };
+        let Scope::Tier { partitions } = self.scope else { return };
+        let index = entry.key.rsplit('.').next().and_then(|index| index.parse::<u32>().ok());
+        if index.is_none_or(|index| index >= partitions) {
+            // Left by a larger count (README, "Partitioned processing": remove them).
+            return warn!(key = %entry.key, partitions, "open alerts of no partition of ours ignored");
+        }
         self.others_changed = true;
         if entry.operation != Operation::Put {
             self.partitions.remove(&entry.key);

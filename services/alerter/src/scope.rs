@@ -35,6 +35,7 @@ impl Scope {
         let part = |index| Partition::new(index, partitions).map_err(|err| anyhow::anyhow!("alerter: {err}"));
         Ok(match (partitions, partition) {
             (1, None) => Self::Whole,
+            (1, Some(_)) => anyhow::bail!("alerter.partition is set but alerter.partitions is 1: set both, or neither"),
             (_, Some(index)) => Self::Part(part(index)?),
             (_, None) => {
                 part(0)?;
@@ -60,15 +61,12 @@ impl Scope {
         }
     }
 
-    pub fn owns_worker(&self, worker_id: &str) -> bool {
+    /// Whether its rules cover the worker or task with this id.
+    pub fn owns(&self, id: &str) -> bool {
         match self {
-            Self::Part(partition) => partition.owns(worker_id),
+            Self::Part(partition) => partition.owns(id),
             _ => true,
         }
-    }
-
-    pub fn owns_task(&self, task_id: &str) -> bool {
-        self.owns_worker(task_id)
     }
 
     /// Which events, by subject, it folds. Every role reads the clock ticks (its watermark
@@ -111,6 +109,6 @@ mod tests {
         assert!(!tier_keeps(&subjects.heartbeat_event(&worker)) && !tier_keeps(&subjects.task_event("t-1", None)));
         assert!(tier_keeps(&subjects.service_event("archiver")) && tier_keeps(&subjects.system_event("coordinator")));
         assert_eq!((part.name(), tier.name()), ("alerter-1-of-2".to_owned(), "alerter-tier-of-2".to_owned()));
-        assert!(Scope::new(3, None).is_err() && Scope::new(2, Some(2)).is_err());
+        assert!(Scope::new(3, None).is_err() && Scope::new(2, Some(2)).is_err() && Scope::new(1, Some(0)).is_err());
     }
 }

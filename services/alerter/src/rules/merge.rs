@@ -1,15 +1,30 @@
 //! The fleet tier's merge of the partitions' rule inputs, second by second of event time.
 //! A second is judged once every partition has reported it, so the fleet-wide windows hold
-//! what one alerter of the whole fleet would; a partition silent for [`STALE_SECS`] of the
-//! tier's clock is not waited for, and what it sends late joins the next second judged (its
-//! counts are late, never lost).
+//! what one alerter of the whole fleet would. A partition [`STALE_SECS`] behind the newest
+//! second any partition reported is not waited for; the seconds it sends after the tier has
+//! judged them are refused and counted (folding minutes of a lagging partition's figures
+//! into one second would raise bursts and anomalies that never were).
 
 use serde::{Deserialize, Serialize};
 use shared::alert::RuleInputs;
 use std::collections::BTreeMap;
 
-/// A partition this many seconds behind the tier's watermark is not waited for.
-pub const STALE_SECS: i64 = 10;
+/// A partition this many seconds behind the others is not waited for.
+pub const STALE_SECS: i64 = 30;
+
+/// Why a partition's inputs were not merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// A second it reported already (a partition that restarted from its snapshot
+    /// publishes its seconds again).
+    Duplicate,
+    /// From a partition of another count, or an index past it.
+    OtherCount,
+    /// For a second judged already.
+    Late,
+    /// Not a `RuleInputs` message.
+    Undecodable,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Merger {
@@ -20,8 +35,9 @@ pub struct Merger {
     pending: BTreeMap<i64, RuleInputs>,
     /// The last second judged.
     judged: i64,
-    /// The tier's first second: a partition not heard from is waited for this long.
+    /// The first and the newest second any partition reported.
     started: i64,
+    newest: i64,
 }
 
 impl Merger {
@@ -29,35 +45,40 @@ impl Merger {
         Self { partitions, ..Self::default() }
     }
 
-    /// Adds a partition's inputs; false for a second it already reported (a partition that
-    /// restarted from its snapshot publishes the same seconds again).
-    pub fn add(&mut self, inputs: &RuleInputs) -> bool {
+    pub fn add(&mut self, inputs: &RuleInputs) -> Result<(), Refused> {
+        if inputs.partitions != self.partitions || inputs.partition >= self.partitions {
+            return Err(Refused::OtherCount);
+        }
         if self.reported.get(&inputs.partition).is_some_and(|(second, _)| inputs.second <= *second) {
-            return false;
+            return Err(Refused::Duplicate);
         }
         self.reported.insert(inputs.partition, (inputs.second, inputs.waiting));
-        let second = inputs.second.max(self.judged + 1);
-        self.pending.entry(second).or_default().merge(inputs);
-        true
+        self.newest = self.newest.max(inputs.second);
+        if self.started == 0 {
+            self.started = inputs.second;
+        }
+        if inputs.second <= self.judged {
+            return Err(Refused::Late);
+        }
+        self.pending.entry(inputs.second).or_default().merge(inputs);
+        Ok(())
     }
 
     /// The seconds that may be judged now, in order, with the tasks waiting fleet-wide; and
     /// the last second judged (for ageing the windows when nothing new came).
-    pub fn ready(&mut self, watermark: i64) -> (Vec<(i64, RuleInputs)>, u64, i64) {
-        let now = watermark.div_euclid(1000);
-        let fresh = |second: i64| now - second <= STALE_SECS;
-        if self.started == 0 {
-            self.started = now;
-        }
+    pub fn ready(&mut self) -> (Vec<(i64, RuleInputs)>, u64, i64) {
+        let newest = self.newest;
+        let fresh = |second: i64| newest - second <= STALE_SECS;
         let (judged, started) = (self.judged, self.started);
         let through = (0..self.partitions)
             .filter_map(|index| match self.reported.get(&index) {
                 Some((second, _)) if fresh(*second) => Some(*second),
+                // Not heard from yet: waited for as long as the first report is fresh.
                 None if fresh(started) => Some(judged),
                 _ => None,
             })
             .min()
-            .unwrap_or(now - STALE_SECS);
+            .unwrap_or(newest);
         let later = self.pending.split_off(&(through + 1));
         let ready: Vec<(i64, RuleInputs)> = std::mem::replace(&mut self.pending, later).into_iter().collect();
         self.judged = self.judged.max(through);
@@ -82,36 +103,48 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_second_is_judged_once_every_partition_reported_it() {
-        let mut merger = Merger::new(2);
-        merger.add(&inputs(0, 100, 3, 1));
-        merger.add(&inputs(0, 101, 4, 2));
-        let (ready, _, _) = merger.ready(101_500);
-        assert!(ready.is_empty(), "partition 1 has not reported");
-        merger.add(&inputs(1, 100, 5, 10));
-        let (ready, waiting, judged) = merger.ready(101_500);
-        assert_eq!(ready.iter().map(|(second, i)| (*second, i.fits.n)).collect::<Vec<_>>(), vec![(100, 11)]);
-        assert_eq!((waiting, judged), (9, 100));
-        assert!(!merger.add(&inputs(1, 100, 5, 7)), "a second published again");
-        merger.add(&inputs(1, 101, 6, 7));
-        let (ready, waiting, _) = merger.ready(101_900);
-        assert_eq!(ready.iter().map(|(second, i)| (*second, i.fits.n)).collect::<Vec<_>>(), vec![(101, 9)]);
-        assert_eq!(waiting, 10);
+    fn fits(ready: &[(i64, RuleInputs)]) -> Vec<(i64, u64)> {
+        ready.iter().map(|(second, inputs)| (*second, inputs.fits.n)).collect()
     }
 
     #[test]
-    fn a_silent_partition_is_not_waited_for() {
+    fn a_second_is_judged_once_every_partition_reported_it() {
         let mut merger = Merger::new(2);
-        merger.add(&inputs(1, 100, 0, 1));
-        merger.add(&inputs(0, 100, 0, 1));
-        merger.ready(100_000);
-        merger.add(&inputs(0, 120, 0, 1));
-        let (ready, _, judged) = merger.ready(121_000);
-        assert_eq!((ready.len(), judged), (1, 120), "partition 1 is 21 s behind");
-        merger.add(&inputs(1, 101, 0, 5)); // late: it joins the next second judged
-        merger.add(&inputs(0, 121, 0, 1));
-        let (ready, _, _) = merger.ready(121_500);
-        assert_eq!(ready.iter().map(|(second, i)| (*second, i.fits.n)).collect::<Vec<_>>(), vec![(121, 6)]);
+        merger.add(&inputs(0, 100, 3, 1)).expect("merged");
+        merger.add(&inputs(0, 101, 4, 2)).expect("merged");
+        assert!(merger.ready().0.is_empty(), "partition 1 has not reported");
+        merger.add(&inputs(1, 100, 5, 10)).expect("merged");
+        let (ready, waiting, judged) = merger.ready();
+        assert_eq!(fits(&ready), vec![(100, 11)]);
+        assert_eq!((waiting, judged), (9, 100));
+        assert_eq!(merger.add(&inputs(1, 100, 5, 7)), Err(Refused::Duplicate));
+        merger.add(&inputs(1, 101, 6, 7)).expect("merged");
+        let (ready, waiting, _) = merger.ready();
+        assert_eq!((fits(&ready), waiting), (vec![(101, 9)], 10));
+        let other = RuleInputs { partitions: 4, ..inputs(1, 102, 0, 1) };
+        assert_eq!(merger.add(&other), Err(Refused::OtherCount));
+    }
+
+    #[test]
+    fn a_partition_far_behind_is_not_waited_for_and_its_late_seconds_are_refused() {
+        let mut merger = Merger::new(2);
+        merger.add(&inputs(1, 100, 0, 1)).expect("merged");
+        merger.add(&inputs(0, 100, 0, 1)).expect("merged");
+        merger.ready();
+        merger.add(&inputs(0, 120, 0, 1)).expect("merged");
+        assert!(merger.ready().0.is_empty(), "partition 1 is 20 s behind: waited for");
+        merger.add(&inputs(0, 131, 0, 1)).expect("merged");
+        let (ready, _, judged) = merger.ready();
+        assert_eq!((fits(&ready), judged), (vec![(120, 1), (131, 1)], 131), "31 s behind: not waited for");
+        assert_eq!(merger.add(&inputs(1, 101, 0, 5)), Err(Refused::Late));
+    }
+
+    #[test]
+    fn a_partition_never_heard_from_is_waited_for_a_while() {
+        let mut merger = Merger::new(2);
+        merger.add(&inputs(0, 100, 0, 1)).expect("merged");
+        assert!(merger.ready().0.is_empty());
+        merger.add(&inputs(0, 131, 0, 1)).expect("merged");
+        assert_eq!(fits(&merger.ready().0), vec![(100, 1), (131, 1)]);
     }
 }

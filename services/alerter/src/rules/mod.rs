@@ -6,7 +6,7 @@
 mod anomaly;
 pub mod config;
 mod custom;
-mod merge;
+pub mod merge;
 mod pipeline;
 mod tasks;
 mod window;
@@ -17,6 +17,7 @@ use crate::scope::Scope;
 pub use config::Rules;
 use config::names;
 pub use custom::CustomRule;
+use merge::Refused;
 use serde::{Deserialize, Serialize};
 use shared::alert::{Alert, Mark, RuleInputs, Totals};
 use shared::event::Event;
@@ -95,8 +96,11 @@ pub struct RuleState {
     custom: custom::Custom,
     /// The watermark's last whole second: windows are pruned once a second.
     second: i64,
-    /// Where the custom metric rules and the fleet tier are in FLEET_METRICS.
+    /// Where the custom metric rules are in FLEET_METRICS.
     pub metrics_seq: u64,
+    /// The fleet tier: where it is in the partitions' inputs in FLEET_METRICS.
+    #[serde(default)]
+    pub inputs_seq: u64,
     /// The rules it runs, over which part of the fleet.
     #[serde(default)]
     pub scope: Scope,
@@ -184,6 +188,7 @@ impl RuleState {
     pub fn apply(&mut self, compiled: &Compiled, time: i64, event: &Event, out: &mut Vec<Alert>) {
         // The collector stamps its clock ticks, service reports and alert control itself.
         self.clock.observe(time, event.is_internal());
+        self.close_second();
         let mut alarms = Alarms { compiled, book: &mut self.book, out };
         match event {
             Event::AlertAcknowledged { alert_id, by, comment } => {
@@ -216,8 +221,8 @@ impl RuleState {
                 self.pipeline.apply(&mut alarms, time, event)
             }
             _ => {
-                let own_worker = event.worker_id().is_none_or(|worker_id| self.scope.owns_worker(worker_id));
-                let own_task = event.task_id().is_none_or(|task_id| self.scope.owns_task(task_id));
+                let own_worker = event.worker_id().is_none_or(|worker_id| self.scope.owns(worker_id));
+                let own_task = event.task_id().is_none_or(|task_id| self.scope.owns(task_id));
                 match own_worker {
                     true => self.workers.apply(&mut alarms, time, event),
                     false => self.workers.foreign(event),
@@ -268,56 +273,69 @@ impl RuleState {
         self.pipeline.advance(&mut alarms, watermark);
         self.custom.advance(&mut alarms, watermark);
         if watermark / 1000 > self.second {
-            let passed = if self.second == 0 { watermark / 1000 - 1 } else { self.second };
             self.second = watermark / 1000;
             self.pipeline.every_second(&mut alarms, watermark);
             // The fleet tier judges the task windows and anomalies as the merged seconds come.
-            let tier = self.merger.is_some();
-            if !tier {
+            if self.merger.is_none() {
                 self.tasks.every_second(&mut alarms, watermark);
                 self.anomaly.every_second(&mut alarms, watermark);
             }
-            if let Some(inputs) = &mut self.inputs {
-                let next =
-                    RuleInputs { partition: inputs.partition, partitions: inputs.partitions, ..Default::default() };
-                let mut done = std::mem::replace(inputs, next);
-                (done.second, done.waiting) = (passed, self.tasks.waiting());
-                self.ready.push(done);
-            }
-            self.book.advance(watermark, out);
-            if tier {
-                self.judge(compiled, out); // partitions that fall silent are not waited for
-            }
-            return;
         }
         self.book.advance(watermark, out);
     }
 
-    /// The fleet tier: a partition's rule inputs, from FLEET_METRICS at `seq`. Every second
-    /// that all partitions have now reported is judged.
-    pub fn apply_inputs(&mut self, compiled: &Compiled, seq: u64, inputs: &RuleInputs, out: &mut Vec<Alert>) {
-        self.metrics_seq = seq;
-        if self.merger.as_mut().is_some_and(|merger| merger.add(inputs)) {
-            self.judge(compiled, out);
+    /// A partition: once the watermark has passed the second its inputs gather, before the
+    /// event that moved it is folded, they are ready to publish.
+    fn close_second(&mut self) {
+        let Some(inputs) = &mut self.inputs else { return };
+        let now = self.clock.watermark.div_euclid(1000);
+        if now <= inputs.second {
+            return;
+        }
+        let next = RuleInputs {
+            partition: inputs.partition,
+            partitions: inputs.partitions,
+            second: now,
+            ..Default::default()
+        };
+        let mut done = std::mem::replace(inputs, next);
+        if done.second > 0 {
+            done.waiting = self.tasks.waiting();
+            self.ready.push(done);
         }
     }
 
-    /// The fleet tier: judges the seconds every partition has reported (or that silent
-    /// ones have left behind).
+    /// The fleet tier: a partition's rule inputs, from FLEET_METRICS at `seq`. Every second
+    /// that all partitions have now reported is judged.
+    pub fn apply_inputs(
+        &mut self,
+        compiled: &Compiled,
+        seq: u64,
+        inputs: &RuleInputs,
+        out: &mut Vec<Alert>,
+    ) -> Result<(), Refused> {
+        self.inputs_seq = seq;
+        let Some(merger) = &mut self.merger else { return Ok(()) };
+        merger.add(inputs)?;
+        self.judge(compiled, out);
+        Ok(())
+    }
+
+    /// The fleet tier: judges the seconds every partition has reported (or that one far
+    /// behind has left behind).
     fn judge(&mut self, compiled: &Compiled, out: &mut Vec<Alert>) {
         let Some(merger) = &mut self.merger else { return };
-        let (seconds, waiting, judged) = merger.ready(self.clock.watermark);
+        let (seconds, waiting, judged) = merger.ready();
         let mut alarms = Alarms { compiled, book: &mut self.book, out };
         for (second, merged) in &seconds {
             let time = second * 1000;
             // Buckets that ended before this second close before its figures join.
             self.anomaly.every_second(&mut alarms, time);
-            let completions = merged.outcomes.iter().filter(|(key, _)| key.starts_with("model:")).map(|(_, t)| t.sum);
             let queued = merged.queue_ms.values().fold(Totals::default(), |mut all, t| {
                 all.merge(t);
                 all
             });
-            self.anomaly.merged(completions.sum::<f64>().round() as u64, queued, merged.latency_ms);
+            self.anomaly.merged(merged.completed, queued, merged.latency_ms);
             self.tasks.merged(&mut alarms, time, merged, waiting);
         }
         if seconds.is_empty() && judged > 0 {
@@ -343,15 +361,17 @@ impl RuleState {
     }
 }
 
-/// A finished task in a partition's inputs: each of its groups' outcome, and its run time
-/// when it completed (one group per task is its model, so the completions are the
-/// successes summed over the `model:` groups).
+/// A finished task in a partition's inputs: each of its groups' outcome, and whether and
+/// how long it ran when it completed.
 fn record_finished(inputs: &mut RuleInputs, task: &Finished) {
     for key in tasks::group_keys(task) {
         inputs.outcomes.entry(key).or_default().add(f64::from(u8::from(task.succeeded)));
     }
-    if let (true, Some(duration_ms)) = (task.succeeded, task.duration_ms) {
-        inputs.latency_ms.add(duration_ms);
+    if task.succeeded {
+        inputs.completed += 1;
+        if let Some(duration_ms) = task.duration_ms {
+            inputs.latency_ms.add(duration_ms);
+        }
     }
 }
 

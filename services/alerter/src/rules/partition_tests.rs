@@ -24,9 +24,13 @@ fn fleet_events() -> Vec<(i64, Event)> {
     events.push((T0 + 20_000, queued("t-stuck", "m-a")));
     events.push((T0 + 21_000, started("t-stuck", &workers[5])));
     let mut task = 0;
-    for second in 0..400i64 {
+    // The clock ticks on for 20 s after the last task is queued, so every second closes.
+    for second in 0..420i64 {
         let now = T0 + second * 1000;
         events.push((now, Event::Clock {}));
+        if second >= 400 {
+            continue;
+        }
         for (n, worker) in workers.iter().enumerate() {
             let silent = (30..34).contains(&n) && second >= 200;
             if (second + n as i64) % 5 == 0 && !silent {
@@ -92,8 +96,12 @@ fn whole(events: &[(i64, Event)]) -> Vec<Alert> {
 }
 
 /// `count` partitions and the fleet tier, each given the events its subjects keep, the
-/// tier the partitions' inputs as they publish them; all restart from snapshots halfway.
-fn partitioned(events: &[(i64, Event)], count: u32) -> Vec<Alert> {
+/// tier the partitions' inputs as they publish them. Halfway, every role restarts from a
+/// snapshot: the tier's of that moment, the partitions' taken a tenth of the events
+/// earlier, so they replay that tenth and publish its alerts and inputs again, which the
+/// tier (and JetStream, for the alerts) must take as duplicates. Returns the alerts, and
+/// every input the tier merged.
+fn partitioned(events: &[(i64, Event)], count: u32) -> (Vec<Alert>, Vec<RuleInputs>) {
     let (fleet, subjects) = (shared::config::FleetConfig::default(), Subjects::new("fleet").expect("a prefix"));
     let role = |scope: Scope| {
         let compiled = Compiled::new(rules(), &[], &fleet, 3600, scope).expect("valid");
@@ -101,16 +109,37 @@ fn partitioned(events: &[(i64, Event)], count: u32) -> Vec<Alert> {
     };
     let mut parts: Vec<_> = (0..count).map(|index| role(Scope::new(count, Some(index)).expect("a part"))).collect();
     let (tier_keeps, tier_rules, mut tier) = role(Scope::new(count, None).expect("the tier"));
-    let (mut out, mut seq) = (Vec::new(), 0);
-    let restart = |state: &RuleState| -> RuleState {
-        shared::codec::decode(&shared::codec::encode(state).expect("encodes")).expect("decodes")
-    };
+    let (mut out, mut merged, mut seq) = (Vec::new(), Vec::new(), 0);
+    let snapshot = |state: &RuleState| shared::codec::encode(state).expect("encodes");
+    let restore = |bytes: &[u8]| -> RuleState { shared::codec::decode(bytes).expect("decodes") };
+    let (saved_at, restart_at) = (events.len() * 2 / 5, events.len() / 2);
+    let mut saved = Vec::new();
     for (n, (time, event)) in events.iter().enumerate() {
-        if n == events.len() / 2 {
-            // Every role restarts from a snapshot halfway.
-            tier = restart(&tier);
-            for (_, _, state) in &mut parts {
-                *state = restart(state);
+        if n == saved_at {
+            saved = parts.iter().map(|(_, _, state)| snapshot(state)).collect();
+        }
+        if n == restart_at {
+            tier = restore(&snapshot(&tier));
+            for ((_, _, state), bytes) in parts.iter_mut().zip(&saved) {
+                *state = restore(bytes);
+            }
+            // Replay the tenth: what it publishes again must be a duplicate of what it did.
+            for (time, event) in &events[saved_at..restart_at] {
+                let subject = event.subject(&subjects);
+                for (keeps, compiled, state) in &mut parts {
+                    if keeps(&subject) {
+                        let mut again = Vec::new();
+                        state.apply(compiled, *time, event, &mut again);
+                        for alert in again {
+                            assert!(out.contains(&alert), "a replayed alert change differs: {alert:?}");
+                        }
+                        for second in state.take_ready() {
+                            seq += 1;
+                            let refused = tier.apply_inputs(&tier_rules, seq, &second, &mut out);
+                            assert_eq!(refused, Err(merge::Refused::Duplicate), "a replayed second");
+                        }
+                    }
+                }
             }
         }
         let subject = event.subject(&subjects);
@@ -126,10 +155,11 @@ fn partitioned(events: &[(i64, Event)], count: u32) -> Vec<Alert> {
         }
         for second in inputs {
             seq += 1;
-            tier.apply_inputs(&tier_rules, seq, &second, &mut out);
+            assert_eq!(tier.apply_inputs(&tier_rules, seq, &second, &mut out), Ok(()), "merged");
+            merged.push(second);
         }
     }
-    out
+    (out, merged)
 }
 
 /// Each fingerprint's changes in order, with their times.
@@ -154,7 +184,24 @@ fn partitions_and_their_tier_raise_what_one_alerter_raises() {
         assert!(fired.contains(rule), "the scenario raises {rule}: {fired:?}");
     }
     for count in [2, 4] {
-        let split = partitioned(&events, count);
+        let (split, merged) = partitioned(&events, count);
+        // The inputs add up to what the events hold.
+        let mut sum = RuleInputs::default();
+        for second in &merged {
+            sum.merge(second);
+        }
+        let assigned = events.iter().filter(|(_, event)| matches!(event, Event::TaskAssigned { .. })).count() as u64;
+        let started = events.iter().filter(|(_, event)| matches!(event, Event::TaskStarted { .. })).count() as u64;
+        let completed = events.iter().filter(|(_, event)| matches!(event, Event::TaskCompleted { .. })).count() as u64;
+        let failed = events.iter().filter(|(_, event)| matches!(event, Event::TaskFailed { .. })).count() as u64;
+        let started_sum: u64 = sum.queue_ms.values().map(|totals| totals.n).sum();
+        let model_outcomes: u64 =
+            sum.outcomes.iter().filter(|(key, _)| key.starts_with("model:")).map(|(_, totals)| totals.n).sum();
+        assert_eq!(
+            (sum.fits.n, started_sum, sum.completed, model_outcomes),
+            (assigned, started, completed, completed + failed),
+            "{count} partitions: assignments, starts, completions and outcomes in the inputs"
+        );
         let sorted = |alerts: &[Alert]| {
             let mut alerts: Vec<Alert> =
                 alerts.iter().filter(|alert| PER_TARGET.contains(&alert.rule.as_str())).cloned().collect();
