@@ -13,7 +13,8 @@ pub fn now_ms() -> i64 {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope<T> {
-    /// Unique id, also sent as the `Nats-Msg-Id` header so JetStream drops duplicates.
+    /// Unique id; sent as the `Nats-Msg-Id` header too when the producer chose it, so that
+    /// JetStream drops a resend (a fresh id cannot come twice).
     pub id: String,
     /// When the thing happened (not when it was sent), ms since the Unix epoch.
     pub time: i64,
