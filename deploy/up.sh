@@ -72,7 +72,10 @@ nats_url=$(IFS=,; echo "${urls[*]}")
 
 nats_pids=() pids=()
 stop() {
-  trap - INT TERM EXIT
+  # Ignore a second signal rather than die of it halfway: a TERM to the whole group reaches
+  # this script twice (just forwards its own), and a second ctrl-c would orphan nats-server.
+  trap '' INT TERM
+  trap - EXIT
   echo; echo "up: stopping"
   # Services first (they drain and save snapshots), nats-server last.
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
