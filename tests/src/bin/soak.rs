@@ -85,11 +85,12 @@ struct Watch {
 }
 
 impl Watch {
-    fn new(port: u16) -> Watch {
+    /// `started`: the soak's start, which its minute lines count from.
+    fn new(port: u16, started: Instant) -> Watch {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
         let (status_url, metrics_url) =
             (format!("http://127.0.0.1:{port}/api/status"), format!("http://127.0.0.1:{port}/metrics"));
-        Watch { http, status_url, metrics_url, asked: 0, failed: 0, started: Instant::now(), samples: Vec::new() }
+        Watch { http, status_url, metrics_url, asked: 0, failed: 0, started, samples: Vec::new() }
     }
 
     /// The archiver's `archiver_duckdb_memory_bytes` as the gateway serves it, MiB (its
@@ -183,7 +184,7 @@ async fn main() {
     ];
     let started = Instant::now();
     let at = |fraction: f64, minutes: f64, from: Instant| from + Duration::from_secs_f64(60.0 * minutes * fraction);
-    let mut watch = Watch::new(port);
+    let mut watch = Watch::new(port, started);
     eprintln!(
         "soak: {} workers for {} min, then {} for {} min; store in {}",
         args.workers1,
