@@ -95,7 +95,7 @@ bench *ladder: build
     FLEETWATCH_BIN_DIR="$CARGO_TARGET_DIR/debug" FLEETWATCH_NATS__EVENTS_MAX_MIB=24576 \
         FLEETWATCH_NATS__METRICS_MAX_MIB=2048 "$CARGO_TARGET_DIR/release/dashboard-bench"
 
-# The soak, about 45 minutes: 30 minutes at 1,000 demo workers, then 10 at 10,000 (`just
+# The soak, about 50 minutes: 30 minutes at 1,000 demo workers, then 20 at 10,000 (`just
 # soak --minutes1 12 --minutes2 4` for a shorter one), each service SIGKILLed in turn and
 # nats-server restarted along the way; reports events acknowledged, archived, lost and
 # duplicated, and each process's memory.

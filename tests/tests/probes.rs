@@ -68,7 +68,11 @@ async fn every_service_is_ready_only_while_connected_to_nats() {
 async fn check_config_says_what_is_wrong_without_connecting() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("fleetwatch.toml");
-    std::fs::write(&config, "[gateway]\nhost = \"0.0.0.0\"\n[processor]\ntick_ms = 10\n").expect("write");
+    std::fs::write(
+        &config,
+        "[gateway]\nhost = \"0.0.0.0\"\n[processor]\ntick_ms = 10\n[archiver]\nduckdb_memory_mb = 16\n",
+    )
+    .expect("write");
     let run = |service: &str| {
         std::process::Command::new(fleetwatch_tests::bin_dir().join(format!("fleetwatch-{service}")))
             .args(["--check-config", "--config"])
@@ -85,6 +89,9 @@ async fn check_config_says_what_is_wrong_without_connecting() {
     let processor = run("processor");
     assert_eq!(processor.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&processor.stderr).contains("processor.tick_ms must be at least 100"));
+    let archiver = run("archiver");
+    assert_eq!(archiver.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&archiver.stderr).contains("archiver.duckdb_memory_mb must be at least 64"));
     let alerter = run("alerter");
     assert!(alerter.status.success(), "{}", String::from_utf8_lossy(&alerter.stderr));
     assert_eq!(String::from_utf8_lossy(&alerter.stdout).trim(), "fleetwatch-alerter: configuration ok");

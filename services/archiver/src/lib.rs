@@ -39,6 +39,10 @@ use tracing::{info, warn};
 pub struct ArchiverConfig {
     /// The DuckDB file. Default `var/fleetwatch.duckdb`.
     pub db_path: PathBuf,
+    /// DuckDB's memory_limit, MB: its buffer pool keeps the blocks it wrote until this is
+    /// full, so the archiver's memory grows to about this plus its own. Default 384 (at
+    /// 10,000 workers 128 was too little for a checkpoint once, and DuckDB gave up the file).
+    pub duckdb_memory_mb: u32,
     /// Most messages written in one transaction. Default 5000.
     pub batch_max: usize,
     /// Events, finished tasks and fleet snapshots are kept this long, days. Default 7.
@@ -71,10 +75,14 @@ pub struct ArchiverConfig {
     pub enable_task_detail_tracking: bool,
 }
 
+/// Below this DuckDB's checkpoints cannot get memory even at a small fleet.
+const MIN_DUCKDB_MEMORY_MB: u32 = 64;
+
 impl Default for ArchiverConfig {
     fn default() -> Self {
         Self {
             db_path: PathBuf::from("var/fleetwatch.duckdb"),
+            duckdb_memory_mb: 384,
             batch_max: 5000,
             retention_days: 7,
             raw_retention_hours: 24,
@@ -115,6 +123,15 @@ pub struct Archiver {
 impl Service for Archiver {
     const NAME: &'static str = "archiver";
     type Config = ArchiverConfig;
+
+    fn check(config: &ArchiverConfig) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            config.duckdb_memory_mb >= MIN_DUCKDB_MEMORY_MB,
+            "archiver.duckdb_memory_mb must be at least {MIN_DUCKDB_MEMORY_MB} (DuckDB needs room to checkpoint the file), not {}",
+            config.duckdb_memory_mb
+        );
+        Ok(())
+    }
 
     async fn connect(context: Context, config: ArchiverConfig) -> anyhow::Result<Self> {
         let mut sources = Vec::new();
@@ -168,7 +185,8 @@ impl Archiver {
         // A predecessor that stalled rather than died may still hold the file's lock.
         let mut store = None;
         let opened = shared::service::retry_until_done("opening the archive", active, || {
-            let opened = Store::open(&self.config.db_path).map(|opened| store = Some(opened));
+            let opened =
+                Store::open(&self.config.db_path, self.config.duckdb_memory_mb).map(|opened| store = Some(opened));
             std::future::ready(opened)
         })
         .await;

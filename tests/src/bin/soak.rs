@@ -4,14 +4,19 @@
 //!
 //! Phase 1: `--workers1` (1,000) demo workers for `--minutes1` (30). Between 10 % and 50 % of
 //! it each service is killed in turn, at 55 % nats-server is killed and started again.
-//! Phase 2: the collector is restarted with `--workers2` (10,000) for `--minutes2` (10).
+//! Phase 2: the collector is restarted with `--workers2` (10,000) for `--minutes2` (20).
 //! Then the collector stops, the archiver catches up, and the report gives:
 //! - events JetStream acknowledged (stored in FLEET_EVENTS), and of those the ones the
 //!   archive must hold (all but heartbeats, which it thins, and clock ticks);
 //! - archived, lost (acknowledged, never archived) and duplicated (archived twice): goal 0, 0;
 //! - each process's resident memory from 65 % of phase 1 (after the last kill) to its end,
-//!   and from 20 % of phase 2 to its end (goal: within 10 %), with each half's peak; memory
-//!   is read every 2 s and a line of it goes to stderr each minute;
+//!   and from 60 % of phase 2 to its end (goal: within 10 %), with each half's peak; memory
+//!   is read every 2 s and a line of it goes to stderr each minute. Phase 2's window opens
+//!   once what the services keep by design has filled at the bigger fleet (the alerter
+//!   remembers failed tasks for ten minutes), at the same point of the demo's four-minute
+//!   burst cycle as its end (12 and 20 minutes by default). The archiver is also shown
+//!   without DuckDB's buffer pool, a cache bounded by its memory_limit that keeps what the
+//!   archiver wrote until it is full (at 1,000 workers that takes over an hour);
 //! - whether the dashboard answered throughout.
 
 use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
@@ -43,7 +48,7 @@ struct Args {
 }
 
 fn parse() -> Args {
-    let mut parsed = Args { workers1: 1000, minutes1: 30.0, workers2: 10_000, minutes2: 10.0 };
+    let mut parsed = Args { workers1: 1000, minutes1: 30.0, workers2: 10_000, minutes2: 20.0 };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value: f64 =
@@ -142,20 +147,36 @@ impl Watch {
 }
 
 /// Prints each process's memory over a window: its first and last readings, which the goal
-/// compares, and the largest reading in each half, which a burst does not skew; last, the
-/// part of the archiver's that DuckDB holds.
-fn print_memory(title: &str, window: &[&[f64]]) -> bool {
+/// compares, and the largest reading in each half, which a burst does not skew; then DuckDB's
+/// part of the archiver's, and the rest of the archiver's. Returns whether every process
+/// is within 10 %, and whether the archiver is outside DuckDB's pool.
+fn print_memory(title: &str, window: &[&[f64]]) -> (bool, bool) {
     println!("{title}");
     println!("| process | RSS at the start | RSS at the end | change | peak, first half | peak, second half |");
     println!("|---|---:|---:|---:|---:|---:|");
-    let (first, last) = (window[0], window[window.len() - 1]);
-    let (early, late) = window.split_at(window.len() / 2);
-    let peak = |half: &[&[f64]], index: usize| half.iter().map(|reading| reading[index]).fold(0.0, f64::max);
-    let mut within = true;
-    let names = std::iter::once("nats-server").chain(SERVICES).chain(["of the archiver's, DuckDB's (limit 384 MB)"]);
+    let archiver = 1 + SERVICES.iter().position(|name| *name == "archiver").expect("the archiver");
+    let duckdb = SERVICES.len() + 1;
+    let rows: Vec<Vec<f64>> = window
+        .iter()
+        .map(|reading| reading.iter().copied().chain([reading[archiver] - reading[duckdb]]).collect())
+        .collect();
+    let (first, last) = (&rows[0], &rows[rows.len() - 1]);
+    let (early, late) = rows.split_at(rows.len() / 2);
+    let peak = |half: &[Vec<f64>], index: usize| half.iter().map(|reading| reading[index]).fold(0.0, f64::max);
+    let names = std::iter::once("nats-server").chain(SERVICES).chain([
+        "of the archiver's, DuckDB's pool (limit 384 MB by default; read once a minute)",
+        "the archiver outside DuckDB's pool",
+    ]);
+    let mut within = (true, true);
     for (index, name) in names.enumerate() {
         let change = 100.0 * (last[index] - first[index]) / first[index].max(1.0);
-        within &= index > SERVICES.len() || change.abs() <= 10.0;
+        let near = change.abs() <= 10.0;
+        if index < duckdb {
+            within.0 &= near;
+            within.1 &= near || index == archiver;
+        } else if index > duckdb {
+            within.1 &= near;
+        }
         println!(
             "| {name} | {:.0} MiB | {:.0} MiB | {change:+.1}% | {:.0} MiB | {:.0} MiB |",
             first[index],
@@ -213,7 +234,7 @@ async fn main() {
     assert!(services[0].stop(), "the collector stops cleanly");
     services[0] = collector(&nats, args.workers2);
     let phase2 = Instant::now();
-    watch.until(at(0.2, args.minutes2, phase2), &nats, &services).await;
+    watch.until(at(0.6, args.minutes2, phase2), &nats, &services).await;
     let phase2_window = Instant::now();
     watch.until(at(1.0, args.minutes2, phase2), &nats, &services).await;
     let phase2_end = Instant::now();
@@ -295,11 +316,14 @@ async fn main() {
         "  memory, phase 1 from 65 % (after the kills) to its end:",
         &watch.between(phase1_window, phase2),
     );
-    let within2 = print_memory("  memory, phase 2 from 20 % to its end:", &watch.between(phase2_window, phase2_end));
+    let within2 = print_memory("  memory, phase 2 from 60 % to its end:", &watch.between(phase2_window, phase2_end));
+    let yes = |within: bool| if within { "yes" } else { "no" };
     println!(
-        "  every process within 10 %: phase 1 {}, phase 2 {}",
-        if within1 { "yes" } else { "no" },
-        if within2 { "yes" } else { "no" }
+        "  every process within 10 %: phase 1 {}, phase 2 {}; the archiver outside DuckDB's pool: phase 1 {}, phase 2 {}",
+        yes(within1.0),
+        yes(within2.0),
+        yes(within1.1),
+        yes(within2.1)
     );
     drop(services);
 }
