@@ -88,10 +88,10 @@ impl Store {
         let mut connection =
             Connection::open(path).with_context(|| format!("opening DuckDB file {}", path.display()))?;
         // One thread: appends come in batches from one writer, and DuckDB's worker threads
-        // only contended on a small machine. Memory is bounded so the footprint levels off.
-        // Its allocator's background threads hand pages freed by evictions back to the OS,
-        // so the RSS levels off once the pool is full (the soak's 10,000-worker phase:
-        // 559 to 562 MiB over its last 8 minutes, where it had climbed 39 % before).
+        // only contended on a small machine. Memory is bounded, and the allocator's background
+        // threads hand pages freed by evictions back to the OS, so the RSS can level off once
+        // the pool is full (the soak's 10,000-worker phase held 559 to 562 MiB over its last
+        // 8 minutes with both).
         connection
             .execute_batch(&format!(
                 "SET threads = 1; SET memory_limit = '{memory_mb}MB'; SET allocator_background_threads = true"
@@ -216,10 +216,14 @@ mod tests {
     use super::*;
     use crate::rows::system_metrics_batch;
 
+    fn default_memory_mb() -> u32 {
+        crate::ArchiverConfig::default().duckdb_memory_mb
+    }
+
     #[tokio::test]
     async fn a_queued_query_past_its_deadline_does_not_stop_the_one_running() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&dir.path().join("archive.duckdb"), 384).expect("opens");
+        let store = Store::open(&dir.path().join("archive.duckdb"), default_memory_mb()).expect("opens");
         let slow = store.read(Duration::from_secs(60), |connection| {
             Ok(connection
                 .query_row("SELECT sum(range)::VARCHAR FROM range(400000000)", [], |row| row.get::<_, String>(0))?)
@@ -238,7 +242,7 @@ mod tests {
     async fn a_batch_and_its_offset_commit_together() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("archive.duckdb");
-        let store = Store::open(&path, 384).expect("opens");
+        let store = Store::open(&path, default_memory_mb()).expect("opens");
         assert_eq!(store.offset("EVENTS").await.expect("offset"), 0);
         let batch =
             system_metrics_batch(&[(1_000, "workers_total", 3.0), (1_000, "tasks_queued", 5.0)]).expect("batch");
