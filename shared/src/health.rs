@@ -87,6 +87,10 @@ pub const DESCRIPTIONS: &[Description] = &[
     described("alerter_alerts_published_total", "Alert state changes published."),
     described("alerter_alerts_open", "Alerts open now, pending and firing (a partition's or the fleet tier's own)."),
     described(
+        "alerter_tasks_tracked",
+        "Tasks the alerter remembers: waiting, running, or failed and awaiting a retry.",
+    ),
+    described(
         "alerter_rule_inputs_refused_total",
         "Alerter partitions' rule inputs the fleet tier did not merge: late, undecodable, or of another partition count.",
     ),

@@ -175,7 +175,10 @@ impl Service for Alerter {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                _ = snapshot.tick() => feed.checkpoint(&state).await,
+                _ = snapshot.tick() => {
+                    context.counters.set_gauge("alerter_tasks_tracked", &[], state.tasks_tracked() as f64);
+                    feed.checkpoint(&state).await
+                }
                 // Before the state is written: the tier lists its partitions' alerts from the first write.
                 Some(entry) = open.next_partition() => open.partition_changed(entry),
                 _ = state_tick.tick(), if dirty || state.book.dirty || open.others_changed => {

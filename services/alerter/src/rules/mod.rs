@@ -165,6 +165,11 @@ impl Alarms<'_> {
 }
 
 impl RuleState {
+    /// Tasks remembered: waiting, running, or failed and awaiting a retry.
+    pub fn tasks_tracked(&self) -> usize {
+        self.tasks.tracked()
+    }
+
     pub fn new(scope: Scope) -> Self {
         let (inputs, merger) = match scope {
             Scope::Whole => (None, None),

@@ -11,7 +11,7 @@ use crate::engine::Details;
 use serde::{Deserialize, Serialize};
 use shared::alert::RuleInputs;
 use shared::event::{Event, HardwareKind};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Weight of each completed run in a model's usual duration on a hardware kind.
 const DURATION_ALPHA: f64 = 0.2;
@@ -20,7 +20,10 @@ const RETRY_WAIT_MS: i64 = 10 * 60_000;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tasks {
-    tasks: HashMap<String, Task>,
+    /// A B-tree, not a hash table: its memory follows the tasks it holds. A hash table keeps
+    /// its largest size, and the churn of tasks through it (removals leave tombstones) made
+    /// it double at a burst's peak at a random moment, long after a restart.
+    tasks: BTreeMap<String, Task>,
     /// Tasks queued or assigned, not started.
     waiting: u64,
     /// (when it counts as stalled, task).
@@ -273,6 +276,10 @@ impl Tasks {
 
     pub fn waiting(&self) -> u64 {
         self.waiting
+    }
+
+    pub fn tracked(&self) -> usize {
+        self.tasks.len()
     }
 
     /// Windows age out by the watermark, so conditions over them are checked again.

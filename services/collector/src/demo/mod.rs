@@ -15,7 +15,7 @@ use catalog::{MODELS, Model, capabilities_of, fragility, hardware_of, mean_run_m
 use rng::Rng;
 use serde::{Deserialize, Serialize};
 use shared::event::{ComponentHealth, Event, HardwareKind, ModelFamily, ReportedStatus};
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
 /// `[collector.demo]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,8 +97,9 @@ pub struct Fleet {
     rng: Rng,
     workers: Vec<Worker>,
     queue: Vec<Task>,
-    /// Tasks queued, waiting or running, by id: what a dependent task waits for.
-    unfinished: HashSet<String>,
+    /// Tasks queued, waiting or running, by id: what a dependent task waits for. (A B-tree:
+    /// its memory follows the tasks, where a hash table would keep a burst's size.)
+    unfinished: BTreeSet<String>,
     /// The latest tasks queued, for new tasks to depend on.
     recent: VecDeque<String>,
     run_id: String,
@@ -133,7 +134,7 @@ impl Fleet {
             rng,
             workers,
             queue: Vec::new(),
-            unfinished: HashSet::new(),
+            unfinished: BTreeSet::new(),
             recent: VecDeque::with_capacity(RECENT_TASKS),
             run_id: format!("{:x}", now / 1000),
             next_task: 0,
@@ -540,7 +541,7 @@ mod tests {
     #[test]
     fn dependent_tasks_start_only_after_their_dependencies_finish() {
         let events = run(42, 900);
-        let mut finished = HashSet::new();
+        let mut finished = std::collections::HashSet::new();
         let mut depends: std::collections::HashMap<&str, &Vec<String>> = Default::default();
         let mut started_dependents = 0;
         for (_, event) in &events {
