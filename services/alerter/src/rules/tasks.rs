@@ -22,7 +22,7 @@ const RETRY_WAIT_MS: i64 = 10 * 60_000;
 pub struct Tasks {
     /// A B-tree, not a hash table: its memory follows the tasks it holds. A hash table keeps
     /// its largest size, and the churn of tasks through it (removals leave tombstones) made
-    /// it double at a burst's peak at a random moment, long after a restart.
+    /// it double at a moment set by timing, not by how many tasks it held (`just up 1000`).
     tasks: BTreeMap<String, Task>,
     /// Tasks queued or assigned, not started.
     waiting: u64,
