@@ -107,6 +107,10 @@ pub const DESCRIPTIONS: &[Description] = &[
     ),
     described("archiver_messages_archived_total", "Messages committed to the archive."),
     described("archiver_commits_total", "Transactions committed to the archive, each a batch of messages."),
+    described(
+        "archiver_delivery_gaps_total",
+        "Deliveries that skipped messages (lost in flight as a server failed over); each is read again.",
+    ),
     described("archiver_messages_skipped_total", "Messages not archived because they did not decode."),
     described("archiver_heartbeats_seen_total", "Heartbeats read from the events stream."),
     described("archiver_heartbeats_kept_total", "Heartbeats archived: those that can change a worker's status."),

@@ -89,3 +89,30 @@ async fn messages_pulled_but_never_committed_are_archived_by_the_next_archiver()
         .expect("count");
     assert_eq!((rows, ids), (300, 300), "every event once, the held batch included");
 }
+
+/// A message gone from the stream before the archiver reads it (`nats stream rmm`) leaves
+/// the same gap in the delivery as messages lost in flight when a server fails over. The
+/// archiver then reads again from its committed offset, so a lost delivery is never acked
+/// (`AckPolicy::All`) unarchived; here every other message is archived once.
+#[tokio::test]
+async fn a_gap_in_the_delivery_is_read_again_from_the_archive_offset() {
+    let nats = NatsServer::start();
+    let db = nats.dir.path().join("archive.duckdb");
+    let _collector = ServiceProcess::start("collector", &nats, &["--demo-workers", "0", "--http-port", "0"]);
+    let client = nats.client().await;
+    assert_eq!(ingest(&client, &task_starts(0, 100)).await["accepted"], 100);
+    let js = async_nats::jetstream::new(client.clone());
+    let stream = js.get_stream("FLEET_EVENTS").await.expect("FLEET_EVENTS");
+    let mut seq = stream.clone().info().await.expect("info").state.last_sequence - 50;
+    while !stream.get_raw_message(seq).await.expect("a message").subject.contains(".task.") {
+        seq += 1;
+    }
+    stream.delete_message(seq).await.expect("delete a task start from the middle");
+
+    let mut archiver = ServiceProcess::start("archiver", &nats, &["--db-path", db.to_str().expect("utf-8 path")]);
+    wait_for_counter(&client, "archiver", "archiver_delivery_gaps_total", 1).await;
+    fleetwatch_tests::wait_for_archived(&client, "FLEET_EVENTS").await;
+    assert!(archiver.log_text().contains("reading again from the archive's offset"), "{}", archiver.log_text());
+    assert!(archiver.stop(), "stops cleanly:\n{}", archiver.log_text());
+    assert_eq!(fleetwatch_tests::archived_task_starts(&db), (99, 99), "every other task start once");
+}

@@ -36,7 +36,7 @@ pub struct Reading {
 /// active. Messages an earlier holder pulled but never committed are then delivered first,
 /// not after `ack_wait` behind newer ones, where the ack of a newer chunk (`AckPolicy::All`)
 /// would have covered them unarchived.
-pub async fn reading(source: &Source, store: &Store) -> anyhow::Result<Reading> {
+async fn try_reading(source: &Source, store: &Store) -> anyhow::Result<Reading> {
     let offset = store.offset(&source.name).await?;
     // Absent (a first start) is fine; anything else shows up in the create below.
     let _ = source.stream.delete_consumer(CONSUMER).await;
@@ -60,7 +60,7 @@ pub async fn reading(source: &Source, store: &Store) -> anyhow::Result<Reading> 
 }
 
 /// Moves one stream into the archive, batch by batch, until `active` ends, from where
-/// [`reading`] placed it.
+/// [`reading`] placed it; reads again from the archive's offset when a delivery skips.
 pub async fn archive(
     Reading { source, consumer, mut offset }: Reading,
     mut shaper: Shaper,
@@ -72,6 +72,7 @@ pub async fn archive(
 ) -> anyhow::Result<()> {
     let archived = counters.counter("archiver_messages_archived_total");
     let commits = counters.counter("archiver_commits_total");
+    let gaps = counters.counter("archiver_delivery_gaps_total");
     let counts = Counts {
         undecodable: counters.counter("archiver_messages_skipped_total"),
         late: counters.counter("archiver_late_rows_total"),
@@ -79,9 +80,10 @@ pub async fn archive(
         heartbeats_kept: counters.counter("archiver_heartbeats_kept_total"),
     };
     let stream_name = source.name.clone();
-    // Pull as many as a transaction takes, so a lagging archiver commits big batches.
-    let mut messages =
-        consumer.stream().max_messages_per_batch(batch_max).heartbeat(Duration::from_secs(5)).messages().await?;
+    let mut messages = pull(&consumer, batch_max).await?;
+    // The stream sequence the next new message must have: none just after the consumer is
+    // made, where the first may come later (what was before it aged out of the stream).
+    let mut next: Option<u64> = None;
     // One commit in flight (it acks its chunk when done) while the next chunk is pulled and
     // shaped: commits and acks stay in stream order, and pulling and folding overlap DuckDB.
     let mut in_flight: Option<tokio::task::JoinHandle<bool>> = None;
@@ -96,6 +98,7 @@ pub async fn archive(
         };
         let mut fresh = Vec::with_capacity(chunk.len());
         let mut last = None;
+        let mut gap = None;
         for message in chunk {
             let message = match message {
                 Ok(message) => message,
@@ -107,41 +110,62 @@ pub async fn archive(
             };
             let Ok(info) = message.info() else { continue };
             if info.stream_sequence > offset {
+                // Messages the consumer counts as delivered never came (a server failed over
+                // with them in flight): an ack past them (`AckPolicy::All`) would lose them.
+                if let Some(expected) = next.filter(|&expected| expected != info.stream_sequence) {
+                    gap = Some((expected, info.stream_sequence));
+                    break;
+                }
+                next = Some(info.stream_sequence + 1);
                 fresh.push((info.stream_sequence, message.subject.to_string(), message.payload.clone()));
             }
             last = Some(message);
         }
-        let Some(last) = last else { continue };
-        let shaped = match fresh.last() {
-            Some(&(seq, _, _)) => Some((seq, shaper.shape(&fresh, seq, &counts, &progress)?)),
-            None => None,
-        };
-        if let Some(previous) = in_flight.take()
-            && !previous.await.unwrap_or(false)
-        {
-            return Ok(());
-        }
-        match shaped {
-            Some((seq, batches)) => {
-                let (store, active, name) = (store.clone(), active.clone(), stream_name.clone());
-                let (archived, commits, rows) = (archived.clone(), commits.clone(), fresh.len() as u64);
-                in_flight = Some(tokio::spawn(async move {
-                    // While DuckDB refuses the batch (a full disk, say) nothing is acked, so nothing is lost.
-                    let what = format!("archiving {name} up to {seq}");
-                    let committed =
-                        shared::service::retry_until_done(&what, &active, || store.append(&name, seq, batches.clone()))
-                            .await;
-                    if committed {
-                        archived.add(rows);
-                        commits.inc();
-                        ack(&name, &last).await;
-                    }
-                    committed
-                }));
-                offset = seq;
+        if let Some(last) = last {
+            let shaped = match fresh.last() {
+                Some(&(seq, _, _)) => Some((seq, shaper.shape(&fresh, seq, &counts, &progress)?)),
+                None => None,
+            };
+            if let Some(previous) = in_flight.take()
+                && !previous.await.unwrap_or(false)
+            {
+                return Ok(());
             }
-            // Only redeliveries: acked at once, in order, since nothing is in flight.
-            None => ack(&stream_name, &last).await,
+            match shaped {
+                Some((seq, batches)) => {
+                    let (store, active, name) = (store.clone(), active.clone(), stream_name.clone());
+                    let (archived, commits, rows) = (archived.clone(), commits.clone(), fresh.len() as u64);
+                    in_flight = Some(tokio::spawn(async move {
+                        // While DuckDB refuses the batch (a full disk, say) nothing is acked, so nothing is lost.
+                        let what = format!("archiving {name} up to {seq}");
+                        let committed = shared::service::retry_until_done(&what, &active, || {
+                            store.append(&name, seq, batches.clone())
+                        })
+                        .await;
+                        if committed {
+                            archived.add(rows);
+                            commits.inc();
+                            ack(&name, &last).await;
+                        }
+                        committed
+                    }));
+                    offset = seq;
+                }
+                // Only redeliveries: acked at once, in order, since nothing is in flight.
+                None => ack(&stream_name, &last).await,
+            }
+        }
+        if let Some((expected, got)) = gap {
+            gaps.inc();
+            warn!(stream = %stream_name, expected, got, "messages missing from the delivery; reading again from the archive's offset");
+            // Committed first: the consumer is made again just after the committed offset.
+            if let Some(previous) = in_flight.take()
+                && !previous.await.unwrap_or(false)
+            {
+                return Ok(());
+            }
+            let Some(again) = reading(&source, &store, &active).await else { break };
+            (messages, offset, next) = (pull(&again.consumer, batch_max).await?, again.offset, None);
         }
     }
     if let Some(previous) = in_flight.take()
@@ -155,6 +179,28 @@ pub async fn archive(
         store.append(&stream_name, offset, batches).await?;
     }
     Ok(())
+}
+
+/// Pulls as many as a transaction takes, so a lagging archiver commits big batches.
+async fn pull(consumer: &consumer::PullConsumer, batch_max: usize) -> anyhow::Result<consumer::pull::Stream> {
+    Ok(consumer.stream().max_messages_per_batch(batch_max).heartbeat(Duration::from_secs(5)).messages().await?)
+}
+
+/// [`try_reading`] until it succeeds: a cluster electing a leader may not answer in time.
+/// `None` once `active` ends.
+pub async fn reading(source: &Source, store: &Store, active: &CancellationToken) -> Option<Reading> {
+    loop {
+        match try_reading(source, store).await {
+            Ok(reading) => return Some(reading),
+            Err(err) => {
+                warn!(stream = %source.name, error = format!("{err:#}"), "making the archive's consumer failed, retrying")
+            }
+        }
+        tokio::select! {
+            _ = active.cancelled() => return None,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
 }
 
 /// AckPolicy::All: the last message's ack covers its chunk, and is sent only after the
@@ -206,7 +252,14 @@ pub async fn report_lag(
             _ = every.tick() => {}
         }
         for source in &sources {
-            match lag(source).await {
+            // A stream electing its leader answers nobody, and a request waits out the
+            // connection's 10 s: longer than a stop may take, so a stop ends the wait.
+            let measured = tokio::select! {
+                biased;
+                _ = active.cancelled() => return Ok(()),
+                measured = lag(source) => measured,
+            };
+            match measured {
                 Ok((messages, seconds)) => {
                     let labels = [("stream", source.name.as_str())];
                     counters.set_gauge("archiver_lag_messages", &labels, messages as f64);

@@ -8,7 +8,6 @@
 //! last fence: a holder that stalled rather than died still holds the file, and its
 //! successor cannot open it until the stalled one lets go.
 
-use anyhow::Context as _;
 use async_nats::jetstream::kv::{self, Operation, UpdateErrorKind};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -31,11 +30,21 @@ impl Lease {
         holder: String,
         ttl: Duration,
         shutdown: &CancellationToken,
-    ) -> anyhow::Result<Option<Self>> {
+    ) -> Option<Self> {
         let mut watched: Option<(u64, Instant)> = None;
         let mut told = false;
         loop {
-            let entry = bucket.entry(key).await.context("reading the archiver lease")?;
+            let entry = match bucket.entry(key).await {
+                Ok(entry) => entry,
+                // A bucket just made in a cluster answers once its replicas elect a leader.
+                Err(err) => {
+                    warn!(error = %err, "the archiver lease does not answer yet, retrying");
+                    if !pause(shutdown).await {
+                        return None;
+                    }
+                    continue;
+                }
+            };
             let attempt = match &entry {
                 None => bucket.create(key, holder.clone().into()).await.map_err(anyhow::Error::from),
                 Some(entry) if entry.operation != Operation::Put => {
@@ -56,7 +65,7 @@ impl Lease {
                             told = true;
                         }
                         tokio::select! {
-                            _ = shutdown.cancelled() => return Ok(None),
+                            _ = shutdown.cancelled() => return None,
                             _ = tokio::time::sleep(ttl / 4) => {}
                         }
                         continue;
@@ -68,12 +77,16 @@ impl Lease {
             match attempt {
                 Ok(revision) => {
                     info!(%holder, "archiver lease acquired");
-                    return Ok(Some(Self { bucket, key, holder, revision, ttl }));
+                    return Some(Self { bucket, key, holder, revision, ttl });
                 }
-                // Another waiter won the race: watch its lease from now on.
+                // Another waiter won the race (watch its lease from now on), or the bucket
+                // does not answer yet: the next read tells which.
                 Err(err) => {
-                    info!(error = format!("{err:#}"), "archiver lease taken by another");
+                    info!(error = format!("{err:#}"), "archiver lease not taken");
                     watched = None;
+                    if !pause(shutdown).await {
+                        return None;
+                    }
                 }
             }
         }
@@ -86,7 +99,13 @@ impl Lease {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(self.ttl / 4) => {}
             }
-            match self.bucket.update(self.key, self.holder.clone().into(), self.revision).await {
+            // A stop does not wait for a renewal the server may not answer (a bucket electing
+            // its leader); the release then fails on the revision and the lease expires.
+            let renewed = tokio::select! {
+                _ = stop.cancelled() => return,
+                renewed = self.bucket.update(self.key, self.holder.clone().into(), self.revision) => renewed,
+            };
+            match renewed {
                 Ok(revision) => self.revision = revision,
                 Err(err) if err.kind() == UpdateErrorKind::WrongLastRevision => {
                     warn!("archiver lease lost to another archiver; stopping");
@@ -100,11 +119,27 @@ impl Lease {
         }
     }
 
-    /// Gives the lease up at once, so a waiting archiver need not wait out the ttl.
+    /// Gives the lease up at once, so a waiting archiver need not wait out the ttl; within
+    /// [`RELEASE_WAIT`], so that a server slow to answer cannot hold up a stop.
     pub async fn release(self) {
         // Only if it is still ours: a lease taken over meanwhile is left alone.
-        if let Err(err) = self.bucket.delete_expect_revision(self.key, Some(self.revision)).await {
-            warn!(error = %err, "archiver lease not released; it expires by itself");
+        let released =
+            tokio::time::timeout(RELEASE_WAIT, self.bucket.delete_expect_revision(self.key, Some(self.revision)));
+        match released.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => warn!(error = %err, "archiver lease not released; it expires by itself"),
+            Err(_) => warn!("archiver lease release not answered in time; it expires by itself"),
         }
+    }
+}
+
+/// A stop has [`shared::service::SHUTDOWN_GRACE`] in all; the release may take a quarter.
+const RELEASE_WAIT: Duration = Duration::from_secs(shared::service::SHUTDOWN_GRACE.as_secs() / 4);
+
+/// A second between attempts on a bucket that does not answer; false once `shutdown` comes.
+async fn pause(shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep(Duration::from_secs(1)) => true,
     }
 }

@@ -151,7 +151,7 @@ impl Service for Archiver {
         loop {
             let acquired =
                 lease::Lease::acquire(self.bucket.clone(), state_keys::ARCHIVER_LEASE, holder.clone(), ttl, &shutdown)
-                    .await?;
+                    .await;
             let Some(mut lease) = acquired else { return Ok(()) };
             let active = shutdown.child_token();
             let keeper = {
@@ -205,19 +205,7 @@ impl Archiver {
                 _ => Shaper::Metrics,
             };
             // Made here, before anything runs, so the lag is reported from the first moment.
-            // A cluster electing a leader may not answer in time: asked again, not fatal.
-            let reading = loop {
-                match archive::reading(source, &store).await {
-                    Ok(reading) => break reading,
-                    Err(err) => {
-                        warn!(stream = %source.name, error = format!("{err:#}"), "making the archive's consumer failed, retrying")
-                    }
-                }
-                tokio::select! {
-                    _ = active.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            };
+            let Some(reading) = archive::reading(source, &store, active).await else { return Ok(()) };
             tasks.spawn(archive::archive(
                 reading,
                 shaper,
