@@ -203,19 +203,29 @@ pub async fn join_all(
 
 /// Runs `attempt` until it succeeds, backing off from 100 ms to 5 s and logging each
 /// failure as `what`. Returns false if `shutdown` comes first.
-pub async fn retry_until_done<F, Fut>(what: &str, shutdown: &CancellationToken, mut attempt: F) -> bool
+pub async fn retry_until_done<F, Fut>(what: &str, shutdown: &CancellationToken, attempt: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
+    retry_until_ok(what, shutdown, attempt).await.is_some()
+}
+
+/// [`retry_until_done`] for an attempt that gives something: what the first success gave,
+/// or `None` if `shutdown` comes first.
+pub async fn retry_until_ok<T, F, Fut>(what: &str, shutdown: &CancellationToken, mut attempt: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
     let mut delay = std::time::Duration::from_millis(100);
     loop {
         match attempt().await {
-            Ok(()) => return true,
+            Ok(value) => return Some(value),
             Err(err) => tracing::warn!(error = format!("{err:#}"), "{what} failed, retrying"),
         }
         tokio::select! {
-            _ = shutdown.cancelled() => return false,
+            _ = shutdown.cancelled() => return None,
             _ = tokio::time::sleep(delay) => {}
         }
         delay = (delay * 2).min(std::time::Duration::from_secs(5));

@@ -126,9 +126,7 @@ pub async fn archive(
                 Some(&(seq, _, _)) => Some((seq, shaper.shape(&fresh, seq, &counts, &progress)?)),
                 None => None,
             };
-            if let Some(previous) = in_flight.take()
-                && !previous.await.unwrap_or(false)
-            {
+            if !settled(&mut in_flight).await {
                 return Ok(());
             }
             match shaped {
@@ -159,18 +157,14 @@ pub async fn archive(
             gaps.inc();
             warn!(stream = %stream_name, expected, got, "messages missing from the delivery; reading again from the archive's offset");
             // Committed first: the consumer is made again just after the committed offset.
-            if let Some(previous) = in_flight.take()
-                && !previous.await.unwrap_or(false)
-            {
+            if !settled(&mut in_flight).await {
                 return Ok(());
             }
             let Some(again) = reading(&source, &store, &active).await else { break };
             (messages, offset, next) = (pull(&again.consumer, batch_max).await?, again.offset, None);
         }
     }
-    if let Some(previous) = in_flight.take()
-        && !previous.await.unwrap_or(false)
-    {
+    if !settled(&mut in_flight).await {
         return Ok(());
     }
     // Heartbeats held back at a clean stop are kept: one too many is always safe.
@@ -181,6 +175,15 @@ pub async fn archive(
     Ok(())
 }
 
+/// Waits for the commit in flight, if any: false if it ended without committing (`active`
+/// ended first).
+async fn settled(in_flight: &mut Option<tokio::task::JoinHandle<bool>>) -> bool {
+    match in_flight.take() {
+        Some(previous) => previous.await.unwrap_or(false),
+        None => true,
+    }
+}
+
 /// Pulls as many as a transaction takes, so a lagging archiver commits big batches.
 async fn pull(consumer: &consumer::PullConsumer, batch_max: usize) -> anyhow::Result<consumer::pull::Stream> {
     Ok(consumer.stream().max_messages_per_batch(batch_max).heartbeat(Duration::from_secs(5)).messages().await?)
@@ -189,18 +192,8 @@ async fn pull(consumer: &consumer::PullConsumer, batch_max: usize) -> anyhow::Re
 /// [`try_reading`] until it succeeds: a cluster electing a leader may not answer in time.
 /// `None` once `active` ends.
 pub async fn reading(source: &Source, store: &Store, active: &CancellationToken) -> Option<Reading> {
-    loop {
-        match try_reading(source, store).await {
-            Ok(reading) => return Some(reading),
-            Err(err) => {
-                warn!(stream = %source.name, error = format!("{err:#}"), "making the archive's consumer failed, retrying")
-            }
-        }
-        tokio::select! {
-            _ = active.cancelled() => return None,
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-    }
+    let what = format!("making the archive's consumer on {}", source.name);
+    shared::service::retry_until_ok(&what, active, || try_reading(source, store)).await
 }
 
 /// AckPolicy::All: the last message's ack covers its chunk, and is sent only after the

@@ -39,7 +39,7 @@ impl Lease {
                 // A bucket just made in a cluster answers once its replicas elect a leader.
                 Err(err) => {
                     warn!(error = %err, "the archiver lease does not answer yet, retrying");
-                    if !pause(shutdown).await {
+                    if !pause(shutdown, RETRY).await {
                         return None;
                     }
                     continue;
@@ -64,9 +64,8 @@ impl Lease {
                             info!(holder = %current, "another archiver is active; waiting for its lease");
                             told = true;
                         }
-                        tokio::select! {
-                            _ = shutdown.cancelled() => return None,
-                            _ = tokio::time::sleep(ttl / 4) => {}
+                        if !pause(shutdown, ttl / 4).await {
+                            return None;
                         }
                         continue;
                     }
@@ -84,7 +83,7 @@ impl Lease {
                 Err(err) => {
                     info!(error = format!("{err:#}"), "archiver lease not taken");
                     watched = None;
-                    if !pause(shutdown).await {
+                    if !pause(shutdown, RETRY).await {
                         return None;
                     }
                 }
@@ -136,10 +135,13 @@ impl Lease {
 /// A stop has [`shared::service::SHUTDOWN_GRACE`] in all; the release may take a quarter.
 const RELEASE_WAIT: Duration = Duration::from_secs(shared::service::SHUTDOWN_GRACE.as_secs() / 4);
 
-/// A second between attempts on a bucket that does not answer; false once `shutdown` comes.
-async fn pause(shutdown: &CancellationToken) -> bool {
+/// Between attempts on a bucket that does not answer.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Waits `wait`; false if `shutdown` comes first.
+async fn pause(shutdown: &CancellationToken, wait: Duration) -> bool {
     tokio::select! {
         _ = shutdown.cancelled() => false,
-        _ = tokio::time::sleep(Duration::from_secs(1)) => true,
+        _ = tokio::time::sleep(wait) => true,
     }
 }

@@ -183,14 +183,10 @@ impl Archiver {
     /// the lease lost); meanwhile rolls up, prunes and answers queries.
     async fn archive_while(&self, active: &CancellationToken) -> anyhow::Result<()> {
         // A predecessor that stalled rather than died may still hold the file's lock.
-        let mut store = None;
-        let opened = shared::service::retry_until_done("opening the archive", active, || {
-            let opened =
-                Store::open(&self.config.db_path, self.config.duckdb_memory_mb).map(|opened| store = Some(opened));
-            std::future::ready(opened)
-        })
-        .await;
-        let Some(store) = store.filter(|_| opened) else { return Ok(()) };
+        let open = || std::future::ready(Store::open(&self.config.db_path, self.config.duckdb_memory_mb));
+        let Some(store) = shared::service::retry_until_ok("opening the archive", active, open).await else {
+            return Ok(());
+        };
         let limits = Limits::new(&self.context.fleet, keeper::TASKS_LISTED);
         let keeper = self.restore_keeper(&store, &limits).await?;
         info!(path = %self.config.db_path.display(), "archive open; archiving");
